@@ -1,0 +1,100 @@
+"""Datasets through ``datasets``: from a local mirror with the Hub's repo layout, or from the Hub.
+
+Mirror layout (as in ``../shared/datasets``): ``<data_dir>/<hub_id or mirror_id>/<config>/<split>-*.parquet``.
+Images are decoded once into an in-memory float tensor (N, C, H, W) in the model's data range, with the
+entry's deterministic preprocessing (zero-padding, resize + centre crop). Random flips are a training-time
+augmentation (``random_hflip``) applied to tensor batches.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.nn import functional as F
+
+from .errors import DatasetNotFoundError
+
+DATA_ENV = "ZOO_DATA_DIR"
+
+
+def _mirror_files(data: dict, split: str, data_dir: str | os.PathLike | None) -> tuple[list[str], list[str]]:
+    roots = [Path(data_dir)] if data_dir else []
+    roots += [Path(p) for p in os.environ.get(DATA_ENV, "").split(os.pathsep) if p]
+    looked = []
+    for root in roots:
+        for repo in dict.fromkeys([data["hub_id"], data.get("mirror_id")]):
+            if repo is None:
+                continue
+            folder = root / repo / data.get("config", "default")
+            looked.append(str(folder / f"{split}-*.parquet"))
+            files = sorted(str(p) for p in folder.glob(f"{split}-*.parquet"))
+            if files:
+                return files, looked
+    return [], looked
+
+
+def load_split(data: dict, split: str = "train", data_dir: str | os.PathLike | None = None):
+    """A ``datasets.Dataset`` for one split: local parquet mirror first, else the Hub."""
+    import datasets
+
+    hub_split = data["splits"].get(split)
+    if hub_split is None:
+        raise DatasetNotFoundError(f"dataset {data['hub_id']} has no {split!r} split in this entry ({sorted(data['splits'])})")
+    files, looked = _mirror_files(data, hub_split, data_dir)
+    if files:
+        return datasets.load_dataset("parquet", data_files={hub_split: files}, split=hub_split)
+    try:
+        return datasets.load_dataset(data["hub_id"], data.get("config"), split=hub_split)
+    except Exception as err:
+        raise DatasetNotFoundError(
+            f"dataset {data['hub_id']!r} split {hub_split!r} not found. Looked in the local mirror "
+            f"{looked or '(no --data-dir given and $' + DATA_ENV + ' unset)'} and on the Hub "
+            f"({type(err).__name__}: {err}). Pass --data-dir / data_dir= or set ${DATA_ENV} to a folder with the "
+            f"Hub repo layout <hub_id>/<config>/<split>-*.parquet."
+        ) from err
+
+
+def _to_array(image, resize: int | None) -> np.ndarray:
+    """PIL image -> uint8 array (H, W, C); optional shorter-side resize + centre crop."""
+    if resize:
+        w, h = image.size
+        scale = resize / min(w, h)
+        image = image.resize((max(resize, round(w * scale)), max(resize, round(h * scale))), resample=3)  # bicubic
+        w, h = image.size
+        left, top = (w - resize) // 2, (h - resize) // 2
+        image = image.crop((left, top, left + resize, top + resize))
+    arr = np.asarray(image)
+    return arr[:, :, None] if arr.ndim == 2 else arr
+
+
+def preprocess(images: np.ndarray, data: dict, data_range: tuple[float, float]) -> torch.Tensor:
+    """uint8 (N, H, W, C) -> float (N, C, H', W') in data_range, zero-padded to ``pad_to`` if set."""
+    x = torch.from_numpy(images).permute(0, 3, 1, 2).float().div_(255.0)
+    lo, hi = data_range
+    x = lo + (hi - lo) * x
+    if data.get("pad_to"):
+        pad_h, pad_w = data["pad_to"] - x.shape[2], data["pad_to"] - x.shape[3]
+        x = F.pad(x, (pad_w // 2, pad_w - pad_w // 2, pad_h // 2, pad_h - pad_h // 2), value=lo)
+    return x.contiguous()
+
+
+def load_tensor(entry: dict, split: str = "train", data_dir: str | os.PathLike | None = None,
+                limit: int | None = None) -> torch.Tensor:
+    """Decode a split once into memory: float (N, C, H, W) in the entry's data range, preprocessed."""
+    data = entry["data"]
+    ds = load_split(data, split, data_dir)
+    if limit is not None:
+        ds = ds.select(range(min(limit, len(ds))))
+    column = data["image_column"]
+    channels = entry["model"]["input_shape"][0]
+    mode = "L" if channels == 1 else "RGB"
+    images = np.stack([_to_array(img.convert(mode), data.get("resize")) for img in ds[column]])
+    return preprocess(images, data, tuple(entry["model"]["data_range"]))
+
+
+def random_hflip(x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Flip each image left-right with probability 1/2."""
+    flip = torch.rand(x.shape[0], generator=generator, device=x.device) < 0.5
+    return torch.where(flip[:, None, None, None], x.flip(-1), x)
