@@ -17,6 +17,13 @@ from torch.nn import functional as F
 from .errors import DatasetNotFoundError
 
 DATA_ENV = "ZOO_DATA_DIR"
+CACHE_ENV = "ZOO_DATA_CACHE"  # decoded-array cache; default ~/.cache/ebm-zoo/data
+
+
+def _cache_file(data: dict, split: str, channels: int) -> Path:
+    root = Path(os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "ebm-zoo" / "data")
+    tag = f"{split}-c{channels}-r{data.get('resize') or 0}"
+    return root / data["hub_id"] / data.get("config", "default") / f"{tag}.npz"
 
 
 def _mirror_files(data: dict, split: str, data_dir: str | os.PathLike | None) -> tuple[list[str], list[str]]:
@@ -82,15 +89,26 @@ def preprocess(images: np.ndarray, data: dict, data_range: tuple[float, float]) 
 
 def load_tensor(entry: dict, split: str = "train", data_dir: str | os.PathLike | None = None,
                 limit: int | None = None) -> torch.Tensor:
-    """Decode a split once into memory: float (N, C, H, W) in the entry's data range, preprocessed."""
+    """Decode a split once into memory: float (N, C, H, W) in the entry's data range, preprocessed.
+
+    A whole decoded split is cached as uint8 in ``$ZOO_DATA_CACHE`` (written atomically), so later runs
+    skip the image decoding (and need no ``datasets`` install)."""
     data = entry["data"]
-    ds = load_split(data, split, data_dir)
-    if limit is not None:
-        ds = ds.select(range(min(limit, len(ds))))
-    column = data["image_column"]
     channels = entry["model"]["input_shape"][0]
-    mode = "L" if channels == 1 else "RGB"
-    images = np.stack([_to_array(img.convert(mode), data.get("resize")) for img in ds[column]])
+    cache = _cache_file(data, split, channels)
+    if cache.is_file():
+        images = np.load(cache)["images"][:limit]
+    else:
+        ds = load_split(data, split, data_dir)
+        if limit is not None:
+            ds = ds.select(range(min(limit, len(ds))))
+        mode = "L" if channels == 1 else "RGB"
+        images = np.stack([_to_array(img.convert(mode), data.get("resize")) for img in ds[data["image_column"]]])
+        if limit is None:
+            cache.parent.mkdir(parents=True, exist_ok=True)
+            tmp = cache.with_suffix(f".tmp{os.getpid()}.npz")
+            np.savez_compressed(tmp, images=images)
+            os.replace(tmp, cache)
     return preprocess(images, data, tuple(entry["model"]["data_range"]))
 
 

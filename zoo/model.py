@@ -129,7 +129,7 @@ class EnergyModel(nn.Module):
     def sample(
         self, n: int, *, preset: str | None = None, sampler=None, seed: int | None = None,
         generator: torch.Generator | None = None, return_trajectory: bool = False, return_energy_trace: bool = False,
-        progress: bool = True, **overrides,
+        trajectory_every: int = 100, progress: bool = True, **overrides,
     ) -> torch.Tensor | SamplerOutput:
         """n samples (n, *input_shape). Returns a SamplerOutput instead when a trajectory or energy trace is asked for."""
         if n < 1:
@@ -138,13 +138,13 @@ class EnergyModel(nn.Module):
         generator = self._generator(seed, generator)
         x0 = sampler.initial_state((n, *self.input_shape), self.device, self.dtype, generator)
         out = sampler.run(self.net, x0, sigma0=self.sigma0, generator=generator, return_trajectory=return_trajectory,
-                          return_energy_trace=return_energy_trace, progress=progress)
+                          trajectory_every=trajectory_every, return_energy_trace=return_energy_trace, progress=progress)
         return out if (return_trajectory or return_energy_trace) else out.samples
 
     def inpaint(
         self, x: torch.Tensor, mask: torch.Tensor, *, preset: str | None = None, sampler=None, seed: int | None = None,
         generator: torch.Generator | None = None, return_trajectory: bool = False, return_energy_trace: bool = False,
-        progress: bool = True, **overrides,
+        trajectory_every: int = 100, progress: bool = True, **overrides,
     ) -> torch.Tensor | SamplerOutput:
         """Fill the pixels where mask == 0; pixels where mask == 1 are returned unchanged."""
         x = self.check_input(x)
@@ -154,7 +154,7 @@ class EnergyModel(nn.Module):
         x0 = sampler.initial_state(tuple(x.shape), self.device, self.dtype, generator)
         out = sampler.run(self.net, mask * x + (1 - mask) * x0, sigma0=self.sigma0, known=x, mask=mask,
                           generator=generator, return_trajectory=return_trajectory,
-                          return_energy_trace=return_energy_trace, progress=progress)
+                          trajectory_every=trajectory_every, return_energy_trace=return_energy_trace, progress=progress)
         # exact copy of the known pixels (no float round-off from the blend)
         out.samples = torch.where(mask.bool(), x, out.samples)
         return out if (return_trajectory or return_energy_trace) else out.samples

@@ -1,0 +1,52 @@
+"""Test session set-up: every Hub call goes to a loopback server (tests/hub_server.py) through HF_ENDPOINT,
+with a throw-away HF cache. These variables must be set before huggingface_hub is imported."""
+import os
+import socket
+import sys
+import tempfile
+from pathlib import Path
+
+import pytest
+
+_sock = socket.socket()
+_sock.bind(("127.0.0.1", 0))
+HUB_PORT = _sock.getsockname()[1]
+_sock.close()
+os.environ["HF_ENDPOINT"] = f"http://127.0.0.1:{HUB_PORT}"
+os.environ["HF_HOME"] = tempfile.mkdtemp(prefix="zoo-test-hf-")
+os.environ["HF_TOKEN"] = "hf_loopback_test_token"
+os.environ["HF_HUB_DISABLE_TELEMETRY"] = "1"
+os.environ.pop("HF_HUB_OFFLINE", None)
+os.environ.pop("ZOO_HUB_MIRROR", None)
+os.environ["ZOO_DATA_CACHE"] = tempfile.mkdtemp(prefix="zoo-test-data-")
+
+sys.path.insert(0, str(Path(__file__).parent))
+from hub_server import serve  # noqa: E402
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+SHARED_DATA = REPO_ROOT.parent / "shared" / "datasets"
+
+
+@pytest.fixture(scope="session")
+def hub():
+    server, state = serve(HUB_PORT)
+    yield state
+    server.shutdown()
+
+
+@pytest.fixture
+def shared_data() -> Path:
+    if not (SHARED_DATA / "ylecun" / "mnist").is_dir():
+        pytest.skip(f"real datasets not found at {SHARED_DATA} (the ../shared checkout); synthetic tests cover the logic")
+    return SHARED_DATA
+
+
+def tiny_config(width: int = 4, shape=(1, 8, 8), depth: int = 12) -> dict:
+    """A config for a tiny MDSM ResNet, fast on a CPU."""
+    return {
+        "entry": "tiny", "family": "mdsm", "input_shape": list(shape), "data_range": [0.0, 1.0], "sigma0": 0.1,
+        "architecture": {"class": "MDSMResNet", "width": width, "depth": depth},
+        "sampler": {"name": "annealed_langevin", "schedule": "exp", "step_size": 0.02, "t_max": 100.0,
+                    "n_hold": 5, "n_anneal": 10, "n_final": 5},
+        "sampler_presets": {"short": {"n_hold": 1, "n_anneal": 2, "n_final": 1}},
+    }

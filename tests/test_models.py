@@ -1,0 +1,46 @@
+import pytest
+import torch
+
+from zoo.models import MDSMResNet, MLPEnergy, build_network
+
+
+def n_params(module):
+    return sum(p.numel() for p in module.parameters())
+
+
+def test_resnet12_width64_mnist_parameter_count():
+    assert n_params(MDSMResNet([1, 32, 32], width=64, depth=12)) == 9_060_483
+
+
+def test_resnet18_width128_cifar_parameter_count():
+    assert n_params(MDSMResNet([3, 32, 32], width=128, depth=18)) == 62_339_075
+
+
+def test_energy_shape_and_no_normalisation_layers():
+    net = MDSMResNet([3, 16, 16], width=4, depth=18)
+    assert net(torch.rand(5, 3, 16, 16)).shape == (5,)
+    assert not any(isinstance(m, (torch.nn.BatchNorm2d, torch.nn.LayerNorm, torch.nn.GroupNorm)) for m in net.modules())
+    # every block has a 1x1 shortcut conv, also same-width blocks
+    assert all(b.conv_shortcut.kernel_size == (1, 1) for b in net.blocks)
+
+
+def test_quadratic_head_matches_eq_A4():
+    net = MDSMResNet([1, 8, 8], width=2, depth=12)
+    h = torch.randn(3, net.head.ln1.in_features)
+    a, c, d = net.head.ln1, net.head.ln2, net.head.lq
+    expected = (h @ a.weight.T + a.bias) * (h @ c.weight.T + c.bias) + (h * h) @ d.weight.T + d.bias
+    torch.testing.assert_close(net.head(h), expected.squeeze(1))
+
+
+def test_bad_architecture_arguments():
+    with pytest.raises(ValueError, match="depth"):
+        MDSMResNet([1, 32, 32], depth=7)
+    with pytest.raises(ValueError, match="divisible"):
+        MDSMResNet([1, 30, 30])
+    with pytest.raises(KeyError, match="unknown architecture"):
+        build_network({"class": "Nope"}, [1, 8, 8])
+
+
+def test_mlp_energy():
+    net = build_network({"class": "MLPEnergy", "hidden": [8, 8]}, [2])
+    assert isinstance(net, MLPEnergy) and net(torch.randn(4, 2)).shape == (4,)
