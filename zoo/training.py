@@ -49,6 +49,8 @@ def parse_args(family: str, argv: list[str] | None = None) -> argparse.Namespace
     p.add_argument("--channels-last", action="store_true", help="channels_last memory format (faster convs on GPU)")
     p.add_argument("--time-limit", type=float, default=None, metavar="SECONDS",
                    help="stop early (checkpoint + export) once this much wall time has passed")
+    p.add_argument("--init-from", default=None, metavar="PATH_OR_REPO",
+                   help="start from these weights (a Hub-layout folder or repo id) instead of random init")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--log-every", type=int, default=100)
     p.add_argument("--grid-preset", default="fast", help="sampler preset for the sample grid at each checkpoint")
@@ -169,6 +171,8 @@ def train(args: argparse.Namespace) -> Path:
 
     config = entry_config(entry)
     model = EnergyModel(config)
+    if args.init_from:
+        model.net.load_state_dict(EnergyModel.from_pretrained(args.init_from).net.state_dict(), strict=True)
     net = model.net.to(accelerator.device, memory_format=memory_format)
     opt_cfg = recipe["optimizer"]
     optimizer = torch.optim.Adam(net.parameters(), lr=lr, betas=tuple(opt_cfg.get("betas", (0.9, 0.999))),
@@ -258,7 +262,7 @@ def train(args: argparse.Namespace) -> Path:
         command = "accelerate launch " + " ".join(shlex.quote(a) for a in [sys.argv[0], *sys.argv[1:]])
         stats = {"steps": step, "planned steps (cosine schedule length)": max_steps, "steps this run": step - first_step, "wall time this run (s)": f"{wall:.0f}",
                  "hardware": _hardware(accelerator), "global batch": global_batch, "mixed precision": accelerator.mixed_precision,
-                 "EMA decay": args.ema or "off", "final normalised loss": f"{last_logs.get('loss', float('nan')):.5g}",
+                 "EMA decay": args.ema or "off", "initialised from": args.init_from or "random init", "final normalised loss": f"{last_logs.get('loss', float('nan')):.5g}",
                  "final E(data) / E(noise)": f"{last_logs.get('E_data', float('nan')):.4g} / {last_logs.get('E_noise', float('nan')):.4g}"}
         final_model = EnergyModel(config, final_net.float())
         final_model.save_pretrained(export, card=training_card(entry, command, stats))

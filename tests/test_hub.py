@@ -1,0 +1,126 @@
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+import zoo
+from conftest import tiny_config
+from zoo.hub import sha256_file
+
+
+@pytest.fixture
+def saved(tmp_path):
+    torch.manual_seed(0)
+    model = zoo.EnergyModel(tiny_config()).eval()
+    folder = model.save_pretrained(tmp_path / "tiny")
+    return model, folder
+
+
+def publish(hub, repo_id: str, folder: Path):
+    hub.repos[repo_id] = {p.name: p.read_bytes() for p in folder.iterdir()}
+
+
+def test_save_load_is_bit_exact(saved):
+    model, folder = saved
+    assert sorted(p.name for p in folder.iterdir()) == ["README.md", "config.json", "model.safetensors"]
+    loaded = zoo.EnergyModel.from_pretrained(folder)
+    for (k, a), (_, b) in zip(model.state_dict().items(), loaded.state_dict().items()):
+        assert torch.equal(a, b), k
+    x = torch.rand(3, 1, 8, 8)
+    assert torch.equal(model.energy(x), loaded.energy(x))
+    assert json.loads((folder / "config.json").read_text()) == loaded.config
+
+
+def test_save_pretrained_leaves_no_temp_files(saved):
+    _, folder = saved
+    assert not [p for p in folder.parent.iterdir() if p.name.startswith(".")]
+
+
+def test_load_is_strict_about_missing_keys(saved):
+    from safetensors.torch import load_file, save_file
+
+    _, folder = saved
+    state = load_file(str(folder / "model.safetensors"))
+    state.pop("head.lq.bias")
+    save_file(state, str(folder / "model.safetensors"))
+    with pytest.raises(RuntimeError, match="Missing key"):
+        zoo.EnergyModel.from_pretrained(folder)
+
+
+def test_corrupted_safetensors_file_gives_clear_error(saved):
+    _, folder = saved
+    (folder / "model.safetensors").write_bytes(b"not a safetensors file")
+    with pytest.raises(zoo.InputError, match="not a readable safetensors"):
+        zoo.EnergyModel.from_pretrained(folder)
+
+
+def test_hub_download_round_trip_via_loopback_server(hub, saved):
+    model, folder = saved
+    publish(hub, "ebm-zoo/tiny-roundtrip", folder)
+    pins = {"model.safetensors": sha256_file(folder / "model.safetensors")}
+    loaded = zoo.EnergyModel.from_pretrained("ebm-zoo/tiny-roundtrip", revision="main", sha256=pins)
+    x = torch.rand(2, 1, 8, 8)
+    assert torch.equal(model.energy(x), loaded.energy(x))
+    assert any(r.startswith("GET /ebm-zoo/tiny-roundtrip/resolve/main/model.safetensors") for r in hub.requests)
+    assert loaded.card.startswith("---")
+
+
+def test_wrong_sha256_raises_and_purges_cache(hub, saved):
+    _, folder = saved
+    publish(hub, "ebm-zoo/tiny-badsha", folder)
+    with pytest.raises(zoo.WeightsIntegrityError, match="sha256 mismatch") as err:
+        zoo.EnergyModel.from_pretrained("ebm-zoo/tiny-badsha", sha256={"model.safetensors": "0" * 64})
+    assert "removed from the cache" in str(err.value)
+    from huggingface_hub import constants
+
+    cached = Path(constants.HF_HUB_CACHE) / "models--ebm-zoo--tiny-badsha"
+    weights = [p for p in cached.rglob("*") if p.is_file() and p.stat().st_size == (folder / "model.safetensors").stat().st_size]
+    assert weights == []
+
+
+def test_truncated_download_raises_and_leaves_no_file(hub, saved):
+    _, folder = saved
+    publish(hub, "ebm-zoo/tiny-truncated", folder)
+    hub.truncate.add("model.safetensors")
+    try:
+        with pytest.raises(zoo.WeightsNotFoundError, match="Hub download failed"):
+            zoo.EnergyModel.from_pretrained("ebm-zoo/tiny-truncated")
+    finally:
+        hub.truncate.discard("model.safetensors")
+    from huggingface_hub import constants
+
+    blobs = Path(constants.HF_HUB_CACHE) / "models--ebm-zoo--tiny-truncated" / "blobs"
+    sizes = [p.stat().st_size for p in blobs.iterdir()] if blobs.exists() else []
+    assert (folder / "model.safetensors").stat().st_size // 2 not in sizes
+    assert not list(blobs.glob("*.incomplete")) if blobs.exists() else True
+
+
+def test_missing_repo_says_where_it_looked(hub):
+    with pytest.raises(zoo.WeightsNotFoundError, match="ZOO_HUB_MIRROR"):
+        zoo.EnergyModel.from_pretrained("ebm-zoo/does-not-exist")
+
+
+def test_push_to_hub_then_load(hub, saved):
+    model, _ = saved
+    url = model.push_to_hub("me/tiny-pushed", commit_message="test push")
+    assert "me/tiny-pushed" in url
+    assert sorted(hub.repos["me/tiny-pushed"]) == ["README.md", "config.json", "model.safetensors"]
+    loaded = zoo.EnergyModel.from_pretrained("me/tiny-pushed")
+    x = torch.rand(2, 1, 8, 8)
+    assert torch.equal(model.energy(x), loaded.energy(x))
+
+
+def test_mirror_env_and_sha_check(tmp_path, saved, monkeypatch):
+    model, folder = saved
+    repo = tmp_path / "mirror" / "me" / "tiny"
+    repo.mkdir(parents=True)
+    for p in folder.iterdir():
+        (repo / p.name).write_bytes(p.read_bytes())
+    monkeypatch.setenv("ZOO_HUB_MIRROR", str(tmp_path / "mirror"))
+    good = {"model.safetensors": sha256_file(folder / "model.safetensors")}
+    assert torch.equal(zoo.EnergyModel.from_pretrained("me/tiny", sha256=good).energy(torch.ones(1, 1, 8, 8)),
+                       model.energy(torch.ones(1, 1, 8, 8)))
+    with pytest.raises(zoo.WeightsIntegrityError, match="not the pinned version"):
+        zoo.EnergyModel.from_pretrained("me/tiny", sha256={"model.safetensors": "f" * 64})
+    assert (repo / "model.safetensors").exists()  # a user's mirror is never deleted
