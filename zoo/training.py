@@ -61,6 +61,8 @@ def parse_args(family: str, argv: list[str] | None = None) -> argparse.Namespace
     p.add_argument("--push-to-hub", default=None, metavar="REPO_ID", help="upload the export with huggingface_hub")
     args = p.parse_args(argv)
     args.family = family
+    args.command = " ".join(["accelerate launch", f"recipes/{family}.py",
+                             *(shlex.quote(a) for a in (sys.argv[1:] if argv is None else argv))])
     return args
 
 
@@ -255,17 +257,20 @@ def train(args: argparse.Namespace) -> Path:
             break
     bar.close()
     wall = time.time() - start
+    # every process must hold the same weights after DDP training
+    checksum = torch.stack([p.detach().double().sum() for p in accelerator.unwrap_model(net).parameters()]).sum()
+    checksums = accelerator.gather(checksum.reshape(1)).tolist()
 
     export = out / "export"
     if accelerator.is_main_process:
         final_net = ema.module if ema is not None else accelerator.unwrap_model(net)
-        command = "accelerate launch " + " ".join(shlex.quote(a) for a in [sys.argv[0], *sys.argv[1:]])
         stats = {"steps": step, "planned steps (cosine schedule length)": max_steps, "steps this run": step - first_step, "wall time this run (s)": f"{wall:.0f}",
-                 "hardware": _hardware(accelerator), "global batch": global_batch, "mixed precision": accelerator.mixed_precision,
+                 "hardware": _hardware(accelerator), "processes": world,
+                 "parameter checksum per process": checksums, "global batch": global_batch, "mixed precision": accelerator.mixed_precision,
                  "EMA decay": args.ema or "off", "initialised from": args.init_from or "random init", "final normalised loss": f"{last_logs.get('loss', float('nan')):.5g}",
                  "final E(data) / E(noise)": f"{last_logs.get('E_data', float('nan')):.4g} / {last_logs.get('E_noise', float('nan')):.4g}"}
         final_model = EnergyModel(config, final_net.float())
-        final_model.save_pretrained(export, card=training_card(entry, command, stats))
+        final_model.save_pretrained(export, card=training_card(entry, args.command, stats))
         (out / "train_stats.json").write_text(json.dumps(stats, indent=2))
         accelerator.print(f"exported {export}")
         if args.push_to_hub:
