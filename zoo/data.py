@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
-from .errors import DatasetNotFoundError
+from .errors import DatasetNotFoundError, InputError
 
 DATA_ENV = "ZOO_DATA_DIR"
 CACHE_ENV = "ZOO_DATA_CACHE"  # decoded-array cache; default ~/.cache/ebm-zoo/data
@@ -83,6 +83,8 @@ def preprocess(images: np.ndarray, data: dict, data_range: tuple[float, float]) 
     x = lo + (hi - lo) * x
     if data.get("pad_to"):
         pad_h, pad_w = data["pad_to"] - x.shape[2], data["pad_to"] - x.shape[3]
+        if pad_h < 0 or pad_w < 0:
+            raise InputError(f"images are {x.shape[2]}x{x.shape[3]}, larger than pad_to={data['pad_to']} of this entry")
         x = F.pad(x, (pad_w // 2, pad_w - pad_w // 2, pad_h // 2, pad_h - pad_h // 2), value=lo)
     return x.contiguous()
 
