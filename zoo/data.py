@@ -7,6 +7,7 @@ augmentation (``random_hflip``) applied to tensor batches.
 """
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
 
@@ -24,6 +25,28 @@ def _cache_file(data: dict, split: str, channels: int) -> Path:
     root = Path(os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "ebm-zoo" / "data")
     tag = f"{split}-c{channels}-r{data.get('resize') or 0}"
     return root / data["hub_id"] / data.get("config", "default") / f"{tag}.npz"
+
+
+def dataset_name(data: dict) -> str:
+    """The Hub id of an entry's dataset, or ``toy:<name>`` for the zoo's generated 2-D data."""
+    return data.get("hub_id") or f"toy:{data['toy']}"
+
+
+def make_toy(name: str, n: int, seed: int, noise: float = 0.02) -> torch.Tensor:
+    """Seedable 2-D toy data (N, 2): ``spiral`` (1.5 turns, radius up to 1) or ``gmm`` (8 Gaussians on the unit circle,
+    std 0.1 + noise)."""
+    g = torch.Generator().manual_seed(seed)
+    if name == "spiral":
+        t = torch.rand(n, generator=g, dtype=torch.float64)
+        angle = 3 * math.pi * t
+        x = torch.stack([t * torch.cos(angle), t * torch.sin(angle)], 1)
+    elif name == "gmm":
+        k = torch.randint(0, 8, (n,), generator=g)
+        angle = 2 * math.pi * k.double() / 8
+        x = torch.stack([torch.cos(angle), torch.sin(angle)], 1) + 0.1 * torch.randn(n, 2, generator=g, dtype=torch.float64)
+    else:
+        raise ValueError(f"unknown toy dataset {name!r}; known: spiral, gmm")
+    return (x + noise * torch.randn(n, 2, generator=g, dtype=torch.float64)).float()
 
 
 def _mirror_files(data: dict, split: str, data_dir: str | os.PathLike | None) -> tuple[list[str], list[str]]:
@@ -96,6 +119,11 @@ def load_tensor(entry: dict, split: str = "train", data_dir: str | os.PathLike |
     A whole decoded split is cached as uint8 in ``$ZOO_DATA_CACHE`` (written atomically), so later runs
     skip the image decoding (and need no ``datasets`` install)."""
     data = entry["data"]
+    if "toy" in data:
+        n = data["n"][split] if split in data["n"] else None
+        if n is None:
+            raise DatasetNotFoundError(f"toy dataset {data['toy']!r} has no {split!r} split ({sorted(data['n'])})")
+        return make_toy(data["toy"], n if limit is None else min(n, limit), data["seed"] + (split != "train"))
     channels = entry["model"]["input_shape"][0]
     cache = _cache_file(data, split, channels)
     if cache.is_file():

@@ -69,6 +69,49 @@ class DEENObjective:
         return ObjectiveOutput(loss, {"loss": loss.detach(), "E_noisy": energy.detach().mean()})
 
 
+@dataclass
+class DirectScoreObjective:
+    """Denoising score matching on a *score* network psi (no energy): (1/B) sum_i || x_i - xi_i - sigma^2 psi(xi_i) ||^2.
+    DEEN's baseline: psi need not be a gradient field (non-zero curl, DEEN Fig. 1 g-h)."""
+
+    sigma: float
+
+    def __call__(self, score_fn, x: torch.Tensor, generator: torch.Generator | None = None) -> ObjectiveOutput:
+        xi = x + self.sigma * _gaussian_like(x, generator)
+        loss = (x - xi - self.sigma**2 * score_fn(xi)).pow(2).flatten(1).sum(1).mean()
+        return ObjectiveOutput(loss, {"loss": loss.detach()})
+
+
+@dataclass
+class LangevinCDObjective:
+    """Contrastive divergence with one Langevin step from the data as negatives (DEEN Sec. 4, after Hyvarinen 2007):
+    x- = x - sigma^2 grad E(x) + sqrt(2) sigma nu;  loss = mean E(x) - mean E(x-)."""
+
+    sigma: float
+
+    def __call__(self, energy_fn: EnergyFn, x: torch.Tensor, generator: torch.Generator | None = None) -> ObjectiveOutput:
+        _, grad = energy_and_grad(energy_fn, x)
+        negatives = (x - self.sigma**2 * grad + 2**0.5 * self.sigma * _gaussian_like(x, generator)).detach()
+        loss = energy_fn(x).mean() - energy_fn(negatives).mean()
+        return ObjectiveOutput(loss, {"loss": loss.detach()})
+
+
+def fit(net: torch.nn.Module, objective, data: torch.Tensor, *, steps: int, batch_size: int, lr: float,
+        seed: int = 0) -> list[float]:
+    """A minimal single-process Adam loop for small experiments and tests (recipes use zoo.training instead)."""
+    gen = torch.Generator().manual_seed(seed)
+    opt = torch.optim.Adam(net.parameters(), lr=lr)
+    losses = []
+    for _ in range(steps):
+        x = data[torch.randint(0, len(data), (batch_size,), generator=gen)]
+        out = objective(net, x, gen)
+        opt.zero_grad(set_to_none=True)
+        out.loss.backward()
+        opt.step()
+        losses.append(out.loss.item())
+    return losses
+
+
 def build_objective(spec: dict, sigma0: float):
     """Build the objective named in an entry's ``recipe.objective`` block."""
     spec = dict(spec)

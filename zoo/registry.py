@@ -17,6 +17,7 @@ from pathlib import Path
 import torch
 import yaml
 
+from .data import dataset_name
 from .errors import UnknownEntryError
 from .hub import mirror_roots
 from .model import EnergyModel
@@ -74,7 +75,7 @@ def list_models(family: str | None = None) -> list[dict]:
         if family and entry["family"] != family:
             continue
         rows.append({
-            "name": name, "family": entry["family"], "dataset": entry["data"]["hub_id"],
+            "name": name, "family": entry["family"], "dataset": dataset_name(entry["data"]),
             "architecture": entry["model"]["architecture"]["class"], "weights": weights_status(entry),
         })
     return rows

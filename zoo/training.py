@@ -22,7 +22,7 @@ import torch
 import yaml
 from tqdm.auto import tqdm
 
-from .data import load_tensor, random_hflip
+from .data import dataset_name, load_tensor, random_hflip
 from .hub import push_folder_to_hub
 from .model import EnergyModel
 from .objectives import build_objective
@@ -53,7 +53,7 @@ def parse_args(family: str, argv: list[str] | None = None) -> argparse.Namespace
                    help="start from these weights (a Hub-layout folder or repo id) instead of random init")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--log-every", type=int, default=100)
-    p.add_argument("--grid-preset", default="fast", help="sampler preset for the sample grid at each checkpoint")
+    p.add_argument("--grid-preset", default=None, help="sampler preset for the sample grid at each checkpoint (default: the entry's sampler)")
     p.add_argument("--grid-n", type=int, default=64, help="samples in the grid at each checkpoint (0 = none)")
     p.add_argument("--limit-data", type=int, default=None, help="use only the first N training images")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
@@ -133,7 +133,7 @@ def training_card(entry: dict, command: str, stats: dict) -> str:
     rows = "\n".join(f"| {k} | {v} |" for k, v in stats.items())
     return (
         f"---\nlibrary_name: ebm-zoo\nlicense: mit\ntags:\n- energy-based-model\n- {entry['family']}\n"
-        f"datasets:\n- {entry['data']['hub_id']}\n---\n\n# {entry['name']}\n\n{entry['description']}\n\n"
+        f"datasets:\n- {dataset_name(entry['data'])}\n---\n\n# {entry['name']}\n\n{entry['description']}\n\n"
         f"Paper: {entry['paper']}\n\n## Training\n\n```bash\n{command}\n```\n\n| | |\n|---|---|\n{rows}\n"
     )
 
@@ -245,7 +245,7 @@ def train(args: argparse.Namespace) -> Path:
             accelerator.print(f"--time-limit {args.time_limit:.0f}s reached at step {step} of {max_steps}: stopping")
         if step % ckpt_every == 0 or step == max_steps or out_of_time:
             save_checkpoint(accelerator, ckpt_dir, step, args.keep_checkpoints)
-            if accelerator.is_main_process and args.grid_n > 0:
+            if accelerator.is_main_process and args.grid_n > 0 and len(config["input_shape"]) == 3:
                 grid_model = EnergyModel(config, (ema.module if ema is not None else accelerator.unwrap_model(net)))
                 with torch.autocast(accelerator.device.type, enabled=False):
                     samples = grid_model.sample(args.grid_n, preset=args.grid_preset, seed=args.seed, progress=False)
