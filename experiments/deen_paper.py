@@ -107,7 +107,8 @@ def cmd_denoise(args) -> None:
 
 
 def cmd_cd(args) -> None:
-    print("| data | objective | E(data) - E(far points) | mass of q=exp(-E) within 0.25 of data |\n|---|---|---|---|")
+    print("| data | objective | E(data) - E(far points) | mass of q=exp(-E) within 0.25 of data | data covered (q > 1% of max) |\n"
+          "|---|---|---|---|---|")
     pts, n = grid()
     for name in TOYS:
         entry = zoo.get_entry(name)
@@ -123,7 +124,8 @@ def cmd_cd(args) -> None:
                 e = net(pts)
                 q = torch.softmax(-e, 0)
                 gap = net(data[:2000]).mean() - e[~near].mean()
-            print(f"| {name} | {label} | {gap.item():.3g} | {q[near].sum().item():.3f} |")
+                covered = (net(data[:2000]) < e.min() + torch.log(torch.tensor(100.0))).float().mean()
+            print(f"| {name} | {label} | {gap.item():.3g} | {q[near].sum().item():.3f} | {covered.item():.3f} |")
         plot_fields(args.out, f"{name}_cd", cd, data, f"{name} CD")
         print(f"wrote {args.out / (name + '_cd.png')}")
 
