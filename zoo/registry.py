@@ -105,8 +105,10 @@ def load(
             f"Train it with `accelerate launch {entry['recipe']['script']} --entry {name}`.",
             RandomWeightsWarning, stacklevel=2,
         )
-        torch.manual_seed(0)
-        return EnergyModel(entry_config(entry)).to(device=device, dtype=dtype).eval().requires_grad_(False)
+        with torch.random.fork_rng(devices=[]):  # reproducible random init without touching the caller's RNG
+            torch.manual_seed(0)
+            model = EnergyModel(entry_config(entry))
+        return model.to(device=device, dtype=dtype).eval().requires_grad_(False)
     pinned = revision is None or revision == weights.get("revision")
     return EnergyModel.from_pretrained(
         weights["repo_id"], revision=revision or weights.get("revision"),
