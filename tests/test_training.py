@@ -99,3 +99,17 @@ def test_bad_override_and_family_mismatch(tmp_path, synthetic_mnist):
         run(tmp_path / "x", synthetic_mnist, "--set", "nonsense")
     with pytest.raises(SystemExit, match="not a section"):
         run(tmp_path / "x", synthetic_mnist, "--set", "nosuch.key=1")
+
+
+def test_bf16_autocast_grad_accumulation_and_push_to_hub(tmp_path, synthetic_mnist, hub):
+    export = run(tmp_path / "bf16", synthetic_mnist, "--max-steps", "4", "--checkpoint-every", "4", "--grid-n", "0",
+                 "--mixed-precision", "bf16", "--grad-accum", "2", "--push-to-hub", "me/tiny-recipe")
+    logs = [json.loads(line) for line in (tmp_path / "bf16" / "metrics.jsonl").read_text().splitlines()]
+    assert len(logs) == 4 and all(np.isfinite(r["loss"]) for r in logs)
+    stats = json.loads((tmp_path / "bf16" / "train_stats.json").read_text())
+    assert stats["mixed precision"] == "bf16"
+    assert sorted(hub.repos["me/tiny-recipe"]) == ["README.md", "config.json", "model.safetensors"]
+    pushed = zoo.EnergyModel.from_pretrained("me/tiny-recipe")
+    local = zoo.EnergyModel.from_pretrained(export)
+    x = torch.rand(2, 1, 32, 32)
+    assert torch.equal(pushed.energy(x), local.energy(x))
