@@ -102,8 +102,13 @@ def test_bad_override_and_family_mismatch(tmp_path, synthetic_mnist):
 
 
 def test_bf16_autocast_grad_accumulation_and_push_to_hub(tmp_path, synthetic_mnist, hub):
-    export = run(tmp_path / "bf16", synthetic_mnist, "--max-steps", "4", "--checkpoint-every", "4", "--grid-n", "0",
-                 "--mixed-precision", "bf16", "--grad-accum", "2", "--push-to-hub", "me/tiny-recipe")
+    # a separate process: accelerate's AcceleratorState is a per-process singleton (mixed precision cannot change)
+    cmd = [sys.executable, str(REPO_ROOT / "recipes" / "mdsm.py"), "--entry", "mdsm-mnist", "--data-dir", str(synthetic_mnist),
+           "--output-dir", str(tmp_path / "bf16"), *TINY, "--max-steps", "4", "--checkpoint-every", "4", "--grid-n", "0",
+           "--mixed-precision", "bf16", "--grad-accum", "2", "--push-to-hub", "me/tiny-recipe"]
+    proc = subprocess.run(cmd, env={**os.environ, "PYTHONPATH": str(REPO_ROOT)}, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    export = tmp_path / "bf16" / "export"
     logs = [json.loads(line) for line in (tmp_path / "bf16" / "metrics.jsonl").read_text().splitlines()]
     assert len(logs) == 4 and all(np.isfinite(r["loss"]) for r in logs)
     stats = json.loads((tmp_path / "bf16" / "train_stats.json").read_text())
