@@ -121,43 +121,35 @@ class EnergyModel(nn.Module):
         cfg.update(overrides)
         return build_sampler(cfg)
 
-    def _generator(self, seed: int | None, generator: torch.Generator | None) -> torch.Generator | None:
+    def _run_chain(self, shape, *, known=None, mask=None, preset=None, sampler=None, seed=None, generator=None,
+                   return_trajectory=False, return_energy_trace=False, trajectory_every=100, progress=True, **overrides):
+        """Shared by sample() and inpaint(): build the sampler, seed, initial state x0, run the chain."""
+        sampler = sampler or self.sampler(preset, **overrides)
         if generator is None and seed is not None:
             generator = torch.Generator(device=self.device).manual_seed(seed)
-        return generator
+        x0 = sampler.initial_state(shape, self.device, self.dtype, generator)
+        if mask is not None:
+            x0 = mask * known + (1 - mask) * x0
+        out = sampler.run(self.net, x0, sigma0=self.sigma0, known=known, mask=mask, generator=generator,
+                          return_trajectory=return_trajectory, trajectory_every=trajectory_every,
+                          return_energy_trace=return_energy_trace, progress=progress)
+        if mask is not None:  # exact copy of the known pixels (no float round-off from the blend)
+            out.samples = torch.where(mask.bool(), known, out.samples)
+        return out if (return_trajectory or return_energy_trace) else out.samples
 
-    def sample(
-        self, n: int, *, preset: str | None = None, sampler=None, seed: int | None = None,
-        generator: torch.Generator | None = None, return_trajectory: bool = False, return_energy_trace: bool = False,
-        trajectory_every: int = 100, progress: bool = True, **overrides,
-    ) -> torch.Tensor | SamplerOutput:
-        """n samples (n, *input_shape). Returns a SamplerOutput instead when a trajectory or energy trace is asked for."""
+    def sample(self, n: int, **kwargs) -> torch.Tensor | SamplerOutput:
+        """n samples (n, *input_shape). Keywords: preset, sampler, seed, generator, return_trajectory,
+        return_energy_trace, trajectory_every, progress, and sampler overrides (e.g. step_size=0.03).
+        Returns a SamplerOutput instead of a tensor when a trajectory or energy trace is asked for."""
         if n < 1:
             raise InputError(f"n must be >= 1, got {n}")
-        sampler = sampler or self.sampler(preset, **overrides)
-        generator = self._generator(seed, generator)
-        x0 = sampler.initial_state((n, *self.input_shape), self.device, self.dtype, generator)
-        out = sampler.run(self.net, x0, sigma0=self.sigma0, generator=generator, return_trajectory=return_trajectory,
-                          trajectory_every=trajectory_every, return_energy_trace=return_energy_trace, progress=progress)
-        return out if (return_trajectory or return_energy_trace) else out.samples
+        return self._run_chain((n, *self.input_shape), **kwargs)
 
-    def inpaint(
-        self, x: torch.Tensor, mask: torch.Tensor, *, preset: str | None = None, sampler=None, seed: int | None = None,
-        generator: torch.Generator | None = None, return_trajectory: bool = False, return_energy_trace: bool = False,
-        trajectory_every: int = 100, progress: bool = True, **overrides,
-    ) -> torch.Tensor | SamplerOutput:
-        """Fill the pixels where mask == 0; pixels where mask == 1 are returned unchanged."""
+    def inpaint(self, x: torch.Tensor, mask: torch.Tensor, **kwargs) -> torch.Tensor | SamplerOutput:
+        """Fill the pixels where mask == 0; pixels where mask == 1 are returned unchanged. Keywords as sample()."""
         x = self.check_input(x)
         mask = self.check_mask(mask, x)
-        sampler = sampler or self.sampler(preset, **overrides)
-        generator = self._generator(seed, generator)
-        x0 = sampler.initial_state(tuple(x.shape), self.device, self.dtype, generator)
-        out = sampler.run(self.net, mask * x + (1 - mask) * x0, sigma0=self.sigma0, known=x, mask=mask,
-                          generator=generator, return_trajectory=return_trajectory,
-                          trajectory_every=trajectory_every, return_energy_trace=return_energy_trace, progress=progress)
-        # exact copy of the known pixels (no float round-off from the blend)
-        out.samples = torch.where(mask.bool(), x, out.samples)
-        return out if (return_trajectory or return_energy_trace) else out.samples
+        return self._run_chain(tuple(x.shape), known=x, mask=mask, **kwargs)
 
     # ------------------------------------------------------------------ Hub layout
     def save_pretrained(self, save_directory: str | os.PathLike, *, card: str | None = None,
