@@ -18,7 +18,9 @@ import torch
 
 from zoo.model import EnergyModel
 from zoo.objectives import build_objective
-from zoo.registry import entry_config, get_entry
+from zoo.objectives import ObjectiveContext
+from zoo.registry import get_entry
+from zoo.training.args import apply_overrides
 
 
 def run_variant(entry: dict, batch: int, steps: int, warmup: int, device: torch.device, *, tf32: bool,
@@ -27,17 +29,17 @@ def run_variant(entry: dict, batch: int, steps: int, warmup: int, device: torch.
     torch.backends.cudnn.allow_tf32 = tf32
     torch.backends.cudnn.benchmark = tf32
     torch.manual_seed(0)
-    config = entry_config(entry)
+    config = entry.config_json()
     fmt = torch.channels_last if channels_last else torch.contiguous_format
     net = EnergyModel(config).net.to(device, memory_format=fmt).train()
     opt = torch.optim.Adam(net.parameters(), lr=5e-5, betas=(0.9, 0.95), fused=fused and device.type == "cuda")
-    objective = build_objective(entry["recipe"]["objective"], config["sigma0"])
+    objective = build_objective(entry.recipe.objective, config["sigma0"])
     x = torch.rand(batch, *config["input_shape"], device=device).contiguous(memory_format=fmt)
     gen = torch.Generator(device).manual_seed(0)
 
     def step():
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
-            loss = objective(net, x, gen).loss
+            loss = objective(net, x, ObjectiveContext(generator=gen)).loss
         loss.backward()
         opt.step()
         opt.zero_grad(set_to_none=True)
@@ -66,8 +68,8 @@ def main() -> None:
     args = p.parse_args()
     entry = get_entry(args.entry)
     if args.width:
-        entry["model"]["architecture"]["width"] = args.width
-    batch = args.batch or entry["recipe"]["batch_size"]
+        entry = apply_overrides(entry, [f"model.architecture.width={args.width}"])
+    batch = args.batch or entry.recipe.batch_size
     device = torch.device(args.device)
     variants = {"naive": dict(tf32=False, channels_last=False, fused=False, bf16=False),
                 "tf32+cl+fused": dict(tf32=True, channels_last=True, fused=True, bf16=False)}
@@ -75,7 +77,7 @@ def main() -> None:
         variants["bf16+cl+fused"] = dict(tf32=True, channels_last=True, fused=True, bf16=True)
     results = {name: run_variant(entry, batch, args.steps, args.warmup, device, **kw) for name, kw in variants.items()}
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU ({torch.get_num_threads()} threads)"
-    print(f"\n{args.entry} (width {entry['model']['architecture']['width']}), batch {batch}, {args.steps} steps, {name}")
+    print(f"\n{args.entry} (width {entry.model.architecture['width']}), batch {batch}, {args.steps} steps, {name}")
     print(f"| variant | images/s | steps/s | x naive |\n|---|---|---|---|")
     for variant, ips in results.items():
         print(f"| {variant} | {ips:,.0f} | {ips / batch:.2f} | {ips / results['naive']:.2f} |")

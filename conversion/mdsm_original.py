@@ -18,7 +18,8 @@ from pathlib import Path
 import torch
 
 import zoo
-from zoo.registry import entry_config, get_entry
+from zoo.cards import build_card
+from zoo.registry import get_entry
 
 BLOCK_NAMES = {12: ["rb1", "rbc1", "rb2", "rbc2", "rb3", "rbc3"],
                18: ["rb1", "rbc1", "rbc11", "rb2", "rbc2", "rbc22", "rb3", "rbc3", "rbc33"]}
@@ -75,17 +76,17 @@ def convert(checkpoint: str | Path, out_dir: str | Path, entry_name: str | None 
         raise UnsupportedCheckpointError(f"{checkpoint} does not hold a flat state dict of tensors")
     state, arch = convert_state_dict(original)
     entry = get_entry(entry_name or default_entry(arch))
-    config = entry_config(entry)
+    config = entry.config_json()
     expected = {"depth": config["architecture"]["depth"], "width": config["architecture"]["width"],
                 "input_shape": config["input_shape"]}
     if arch != expected:
-        raise UnsupportedCheckpointError(f"checkpoint architecture {arch} does not match entry {entry['name']!r} {expected}")
-    model = zoo.EnergyModel(config)
+        raise UnsupportedCheckpointError(f"checkpoint architecture {arch} does not match entry {entry.name!r} {expected}")
+    model = zoo.EnergyModel(config, sampler_config=entry.sampler_config_json())
     model.net.load_state_dict(state, strict=True)
-    card = (f"---\nlibrary_name: ebm-zoo\ntags:\n- energy-based-model\n- mdsm\n---\n\n# {entry['name']} (converted)\n\n"
-            f"Converted from the original MDSM checkpoint `{Path(checkpoint).name}` with "
-            f"`python conversion/mdsm_original.py`. Paper: {entry['paper']}\n")
-    return model.save_pretrained(out_dir, card=card)
+    card = build_card(config, model.sampler_config, entry, training={
+        "command": f"python conversion/mdsm_original.py {Path(checkpoint).name} {out_dir} --entry {entry.name}",
+        "stats": {"source": f"the original MDSM checkpoint `{Path(checkpoint).name}` (not trained by the zoo)"}})
+    return model.save_pretrained(out_dir, card=str(card))
 
 
 def main(argv: list[str] | None = None) -> int:

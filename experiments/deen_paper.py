@@ -17,8 +17,9 @@ import torch
 import zoo
 from zoo.data import load_tensor
 from zoo.metrics import curl_2d, psnr
-from zoo.models import MLPEnergy, MLPScore
-from zoo.objectives import DirectScoreObjective, LangevinCDObjective, fit
+from zoo.energies import MLPEnergy
+from zoo.sampling import energy_and_grad
+from deen_baselines import DirectScoreObjective, LangevinCDObjective, MLPScore, fit
 
 TOYS = ["deen-2d-spiral", "deen-2d-gmm"]
 LIM = 1.5
@@ -41,7 +42,7 @@ def plot_fields(out: Path, name: str, energy_fn, data: torch.Tensor, title: str)
         e = energy_fn(pts)
     q = torch.exp(-(e - e.min())).view(n, n)
     coarse, m = grid(21)
-    score = -zoo.samplers.energy_and_grad(energy_fn, coarse)[1]
+    score = -energy_and_grad(energy_fn, coarse)[1]
     fig, ax = plt.subplots(1, 2, figsize=(9, 4.2))
     ax[0].imshow(q, origin="lower", extent=[-LIM, LIM, -LIM, LIM], cmap="magma")
     ax[0].scatter(data[:300, 0], data[:300, 1], s=1, c="cyan")
@@ -79,7 +80,7 @@ def cmd_curl(args) -> None:
         direct = MLPScore([2], entry["model"]["architecture"]["hidden"])
         fit(direct, DirectScoreObjective(entry["model"]["sigma0"]), load_tensor(entry, "train"),
             steps=recipe["max_steps"], batch_size=recipe["batch_size"], lr=recipe["optimizer"]["lr"], seed=args.seed)
-        fields = {"DEEN (-grad E, float64)": lambda x: -zoo.samplers.energy_and_grad(deen.net, x, create_graph=True)[1],
+        fields = {"DEEN (-grad E, float64)": lambda x: -energy_and_grad(deen.net, x, create_graph=True)[1],
                   "direct score MLP": direct.double()}
         for col, (label, fn) in enumerate(fields.items()):
             curl = curl_2d(fn, pts.double())

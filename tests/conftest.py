@@ -42,11 +42,19 @@ def shared_data() -> Path:
 
 
 def tiny_config(width: int = 4, shape=(1, 8, 8), depth: int = 12) -> dict:
-    """A config for a tiny MDSM ResNet, fast on a CPU."""
-    return {
-        "entry": "tiny", "family": "mdsm", "input_shape": list(shape), "data_range": [0.0, 1.0], "sigma0": 0.1,
-        "architecture": {"class": "MDSMResNet", "width": width, "depth": depth},
-        "sampler": {"name": "annealed_langevin", "schedule": "exp", "step_size": 0.02, "t_max": 100.0,
-                    "n_hold": 5, "n_anneal": 10, "n_final": 5},
-        "sampler_presets": {"short": {"n_hold": 1, "n_anneal": 2, "n_final": 1}},
-    }
+    """config.json of a tiny MDSM ResNet, fast on a CPU."""
+    return {"entry": "tiny", "family": "mdsm", "input_shape": list(shape), "data_range": [0.0, 1.0], "sigma0": 0.1,
+            "architecture": {"class": "MDSMResNet", "width": width, "depth": depth}}
+
+
+TINY_SAMPLER = {
+    "default": {"name": "annealed_langevin", "schedule": "exp", "step_size": 0.02, "t_max": 100.0,
+                "n_hold": 5, "n_anneal": 10, "n_final": 5},
+    "presets": {"short": {"n_hold": 1, "n_anneal": 2, "n_final": 1}},
+}
+
+
+def tiny_model(**kwargs):
+    import zoo
+
+    return zoo.EnergyModel(tiny_config(**kwargs), sampler_config=TINY_SAMPLER)

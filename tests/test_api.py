@@ -4,7 +4,7 @@ import pytest
 import torch
 
 import zoo
-from conftest import tiny_config
+from conftest import tiny_config, tiny_model
 from test_samplers import gaussian_model
 
 
@@ -15,7 +15,7 @@ def tiny():
 
 
 def EnergyModelTiny():
-    return zoo.EnergyModel(tiny_config()).double().eval()
+    return tiny_model().double().eval()
 
 
 def test_score_is_minus_grad_energy_finite_differences(tiny):

@@ -76,9 +76,9 @@ def test_converted_model_gives_same_energies(tmp_path, depth, entry, monkeypatch
     real_get_entry = mdsm_original.get_entry
 
     def tiny_entry(name):
-        e = real_get_entry(name)
-        e["model"]["architecture"]["width"] = 4
-        return e
+        from zoo.training.args import apply_overrides
+
+        return apply_overrides(real_get_entry(name), ["model.architecture.width=4"])
 
     monkeypatch.setattr(mdsm_original, "get_entry", tiny_entry)
     out = mdsm_original.convert(ckpt, tmp_path / "converted", entry)

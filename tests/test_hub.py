@@ -5,14 +5,14 @@ import pytest
 import torch
 
 import zoo
-from conftest import tiny_config
+from conftest import tiny_config, tiny_model
 from zoo.hub import sha256_file
 
 
 @pytest.fixture
 def saved(tmp_path):
     torch.manual_seed(0)
-    model = zoo.EnergyModel(tiny_config()).eval()
+    model = tiny_model().eval()
     folder = model.save_pretrained(tmp_path / "tiny")
     return model, folder
 

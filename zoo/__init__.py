@@ -1,19 +1,20 @@
 """ebm-zoo: a declarative model zoo of energy-based generative models.
 
     import zoo
-    zoo.list(); m = zoo.load("mdsm-mnist"); x = m.sample(64)
+    zoo.list(); m = zoo.load("mdsm-mnist-small"); x = m.sample(16, seed=0)
 """
-from .errors import (DatasetNotFoundError, InputError, UnknownEntryError, WeightsIntegrityError,
-                     WeightsNotFoundError, ZooError)
-from .model import EnergyModel
-from .registry import RandomWeightsWarning, get_entry, info, list_models, load
-from .samplers import AnnealedLangevinSampler, SamplerOutput, build_sampler, temperature_schedule
+from .errors import (ChainDivergedError, ConfigError, DatasetNotFoundError, HubError, InputError, NoPretrainedWeightsError,
+                     TrainingDivergedError, UnknownEntryError, WeightsIntegrityError, WeightsNotFoundError, ZooError)
+from .loading import load
+from .model import EnergyModel, compose
+from .registry import get_entry, info, list_models
+from .sampling import SamplerOutput
 
 list = list_models  # noqa: A001  (zoo.list() as in timm.list_models)
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 __all__ = [
-    "AnnealedLangevinSampler", "DatasetNotFoundError", "EnergyModel", "InputError", "RandomWeightsWarning",
-    "SamplerOutput", "UnknownEntryError", "WeightsIntegrityError", "WeightsNotFoundError", "ZooError",
-    "build_sampler", "get_entry", "info", "list", "list_models", "load", "temperature_schedule",
+    "ChainDivergedError", "ConfigError", "DatasetNotFoundError", "EnergyModel", "HubError", "InputError",
+    "NoPretrainedWeightsError", "SamplerOutput", "TrainingDivergedError", "UnknownEntryError", "WeightsIntegrityError",
+    "WeightsNotFoundError", "ZooError", "compose", "get_entry", "info", "list", "list_models", "load",
 ]

@@ -15,21 +15,16 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
-from .errors import DatasetNotFoundError, InputError
+from .errors import ConfigError, DatasetNotFoundError, InputError
 
 DATA_ENV = "ZOO_DATA_DIR"
 CACHE_ENV = "ZOO_DATA_CACHE"  # decoded-array cache; default ~/.cache/ebm-zoo/data
 
 
-def _cache_file(data: dict, split: str, channels: int) -> Path:
+def _cache_file(data, split: str, channels: int) -> Path:
     root = Path(os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "ebm-zoo" / "data")
-    tag = f"{split}-c{channels}-r{data.get('resize') or 0}"
-    return root / data["hub_id"] / data.get("config", "default") / f"{tag}.npz"
-
-
-def dataset_name(data: dict) -> str:
-    """The Hub id of an entry's dataset, or ``toy:<name>`` for the zoo's generated 2-D data."""
-    return data.get("hub_id") or f"toy:{data['toy']}"
+    tag = f"{split}-c{channels}-r{data.resize or 0}"
+    return root / data.hub_id / (data.config or "default") / f"{tag}.npz"
 
 
 def make_toy(name: str, n: int, seed: int, noise: float = 0.02) -> torch.Tensor:
@@ -45,19 +40,19 @@ def make_toy(name: str, n: int, seed: int, noise: float = 0.02) -> torch.Tensor:
         angle = 2 * math.pi * k.double() / 8
         x = torch.stack([torch.cos(angle), torch.sin(angle)], 1) + 0.1 * torch.randn(n, 2, generator=g, dtype=torch.float64)
     else:
-        raise ValueError(f"unknown toy dataset {name!r}; known: spiral, gmm")
+        raise ConfigError(f"unknown toy dataset {name!r}; known: spiral, gmm")
     return (x + noise * torch.randn(n, 2, generator=g, dtype=torch.float64)).float()
 
 
-def _mirror_files(data: dict, split: str, data_dir: str | os.PathLike | None) -> tuple[list[str], list[str]]:
+def _mirror_files(data, split: str, data_dir: str | os.PathLike | None) -> tuple[list[str], list[str]]:
     roots = [Path(data_dir)] if data_dir else []
     roots += [Path(p) for p in os.environ.get(DATA_ENV, "").split(os.pathsep) if p]
     looked = []
     for root in roots:
-        for repo in dict.fromkeys([data["hub_id"], data.get("mirror_id")]):
+        for repo in dict.fromkeys([data.hub_id, data.mirror_id]):
             if repo is None:
                 continue
-            folder = root / repo / data.get("config", "default")
+            folder = root / repo / (data.config or "default")
             looked.append(str(folder / f"{split}-*.parquet"))
             files = sorted(str(p) for p in folder.glob(f"{split}-*.parquet"))
             if files:
@@ -65,21 +60,21 @@ def _mirror_files(data: dict, split: str, data_dir: str | os.PathLike | None) ->
     return [], looked
 
 
-def load_split(data: dict, split: str = "train", data_dir: str | os.PathLike | None = None):
+def load_split(data, split: str = "train", data_dir: str | os.PathLike | None = None):
     """A ``datasets.Dataset`` for one split: local parquet mirror first, else the Hub."""
     import datasets
 
-    hub_split = data["splits"].get(split)
+    hub_split = data.splits.get(split)
     if hub_split is None:
-        raise DatasetNotFoundError(f"dataset {data['hub_id']} has no {split!r} split in this entry ({sorted(data['splits'])})")
+        raise DatasetNotFoundError(f"dataset {data.hub_id} has no {split!r} split in this entry ({sorted(data.splits)})")
     files, looked = _mirror_files(data, hub_split, data_dir)
     if files:
         return datasets.load_dataset("parquet", data_files={hub_split: files}, split=hub_split)
     try:
-        return datasets.load_dataset(data["hub_id"], data.get("config"), split=hub_split)
+        return datasets.load_dataset(data.hub_id, data.config, split=hub_split)
     except Exception as err:
         raise DatasetNotFoundError(
-            f"dataset {data['hub_id']!r} split {hub_split!r} not found. Looked in the local mirror "
+            f"dataset {data.hub_id!r} split {hub_split!r} not found. Looked in the local mirror "
             f"{looked or '(no --data-dir given and $' + DATA_ENV + ' unset)'} and on the Hub "
             f"({type(err).__name__}: {err}). Pass --data-dir / data_dir= or set ${DATA_ENV} to a folder with the "
             f"Hub repo layout <hub_id>/<config>/<split>-*.parquet."
@@ -99,32 +94,32 @@ def _to_array(image, resize: int | None) -> np.ndarray:
     return arr[:, :, None] if arr.ndim == 2 else arr
 
 
-def preprocess(images: np.ndarray, data: dict, data_range: tuple[float, float]) -> torch.Tensor:
+def preprocess(images: np.ndarray, data, data_range: tuple[float, float]) -> torch.Tensor:
     """uint8 (N, H, W, C) -> float (N, C, H', W') in data_range, zero-padded to ``pad_to`` if set."""
     x = torch.from_numpy(images).permute(0, 3, 1, 2).float().div_(255.0)
     lo, hi = data_range
     x = lo + (hi - lo) * x
-    if data.get("pad_to"):
-        pad_h, pad_w = data["pad_to"] - x.shape[2], data["pad_to"] - x.shape[3]
+    if data.pad_to:
+        pad_h, pad_w = data.pad_to - x.shape[2], data.pad_to - x.shape[3]
         if pad_h < 0 or pad_w < 0:
-            raise InputError(f"images are {x.shape[2]}x{x.shape[3]}, larger than pad_to={data['pad_to']} of this entry")
+            raise InputError(f"images are {x.shape[2]}x{x.shape[3]}, larger than pad_to={data.pad_to} of this entry")
         x = F.pad(x, (pad_w // 2, pad_w - pad_w // 2, pad_h // 2, pad_h - pad_h // 2), value=lo)
     return x.contiguous()
 
 
-def load_tensor(entry: dict, split: str = "train", data_dir: str | os.PathLike | None = None,
+def load_tensor(entry, split: str = "train", data_dir: str | os.PathLike | None = None,
                 limit: int | None = None) -> torch.Tensor:
     """Decode a split once into memory: float (N, C, H, W) in the entry's data range, preprocessed.
 
     A whole decoded split is cached as uint8 in ``$ZOO_DATA_CACHE`` (written atomically), so later runs
     skip the image decoding (and need no ``datasets`` install)."""
-    data = entry["data"]
-    if "toy" in data:
-        n = data["n"][split] if split in data["n"] else None
+    data = entry.data
+    if data.toy is not None:
+        n = data.n.get(split)
         if n is None:
-            raise DatasetNotFoundError(f"toy dataset {data['toy']!r} has no {split!r} split ({sorted(data['n'])})")
-        return make_toy(data["toy"], n if limit is None else min(n, limit), data["seed"] + (split != "train"))
-    channels = entry["model"]["input_shape"][0]
+            raise DatasetNotFoundError(f"toy dataset {data.toy!r} has no {split!r} split ({sorted(data.n)})")
+        return make_toy(data.toy, n if limit is None else min(n, limit), data.seed + (split != "train"))
+    channels = entry.model.input_shape[0]
     cache = _cache_file(data, split, channels)
     if cache.is_file():
         images = np.load(cache)["images"][:limit]
@@ -133,13 +128,13 @@ def load_tensor(entry: dict, split: str = "train", data_dir: str | os.PathLike |
         if limit is not None:
             ds = ds.select(range(min(limit, len(ds))))
         mode = "L" if channels == 1 else "RGB"
-        images = np.stack([_to_array(img.convert(mode), data.get("resize")) for img in ds[data["image_column"]]])
+        images = np.stack([_to_array(img.convert(mode), data.resize) for img in ds[data.image_column]])
         if limit is None:
             cache.parent.mkdir(parents=True, exist_ok=True)
             tmp = cache.with_suffix(f".tmp{os.getpid()}.npz")
             np.savez_compressed(tmp, images=images)
             os.replace(tmp, cache)
-    return preprocess(images, data, tuple(entry["model"]["data_range"]))
+    return preprocess(images, data, tuple(entry.model.data_range))
 
 
 def random_hflip(x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:

@@ -1,4 +1,4 @@
-"""The zoo's exceptions: each bad input gets one clear, specific error."""
+"""The zoo's exceptions: each bad input gets one clear, specific error (all derive from ZooError)."""
 
 
 class ZooError(Exception):
@@ -10,6 +10,10 @@ class UnknownEntryError(ZooError, KeyError):
 
     def __str__(self) -> str:  # KeyError would repr() the message
         return str(self.args[0])
+
+
+class ConfigError(ZooError, ValueError):
+    """A malformed entry, config.json, sampler option, flag or argument (the message names it)."""
 
 
 class InputError(ZooError, ValueError):
@@ -24,5 +28,21 @@ class WeightsNotFoundError(ZooError, FileNotFoundError):
     """Weights could be found neither locally, in a mirror, nor on the Hub."""
 
 
+class NoPretrainedWeightsError(WeightsNotFoundError):
+    """An entry that has no published weights, loaded without ``pretrained=False``."""
+
+
 class DatasetNotFoundError(ZooError, FileNotFoundError):
     """A dataset that is neither in a local mirror nor reachable on the Hub."""
+
+
+class ChainDivergedError(ZooError, FloatingPointError):
+    """A sampling chain produced non-finite values or left the data range far behind."""
+
+
+class TrainingDivergedError(ZooError, FloatingPointError):
+    """Training produced a non-finite loss or weights; nothing non-finite was saved."""
+
+
+class HubError(ZooError):
+    """A Hub call (push, create repo) that failed or timed out."""

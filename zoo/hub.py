@@ -1,41 +1,97 @@
-"""Weights in the Hugging Face Hub layout: resolution, sha256 verification, push.
+"""Weights in the Hugging Face Hub layout: resolution, sha256 verification, save/load/push, timeouts.
 
-A zoo repo holds ``config.json`` + ``model.safetensors`` + ``README.md`` (model card). Resolution order:
+A zoo repo holds ``config.json`` (sha-pinned with the weights), ``sampler_config.json`` (sampler default and
+presets: not pinned, so tuning a preset never changes a pinned file), ``model.safetensors`` and ``README.md``.
+Resolution order:
 
 1. an explicit local directory with that layout;
-2. a local mirror: ``<mirror>/<repo_id>/`` where mirror is the ``mirror=`` argument, the directories
-   in ``$ZOO_HUB_MIRROR`` (os.pathsep-separated), then the repo's bundled ``hub_mirror/``;
-3. the Hub through ``huggingface_hub.hf_hub_download`` (HF cache, ``HF_ENDPOINT``, ``HF_HUB_OFFLINE``)
-   at a pinned revision.
+2. a local mirror ``<mirror>/<repo_id>/`` (the ``mirror=`` argument, the folders in ``$ZOO_HUB_MIRROR``, then the
+   repo's bundled ``hub_mirror/``). A mirror holds one revision: the entry's pinned one. Any other ``revision=``
+   skips the mirrors and asks the Hub;
+3. the Hub through ``huggingface_hub.hf_hub_download`` (HF cache, ``HF_ENDPOINT``, ``HF_HUB_OFFLINE``).
 
-huggingface_hub only checks sizes, so every pinned file is checked against its sha256 here; a
-mismatching file is removed from the HF cache before the error is raised.
+huggingface_hub only checks sizes, so pinned files are checked against their sha256 here; a mismatching or
+unreadable file is removed from the HF cache before the error is raised. Every Hub request has a bounded
+timeout (``$ZOO_HUB_TIMEOUT`` seconds, default 60).
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import json
 import os
+import shutil
+import tempfile
 from pathlib import Path
 
+import torch
 from huggingface_hub import HfApi, hf_hub_download
-from huggingface_hub.errors import EntryNotFoundError
+from huggingface_hub.errors import EntryNotFoundError, HFValidationError
+from huggingface_hub.utils import close_session, set_client_factory, validate_repo_id
 
-from .errors import WeightsIntegrityError, WeightsNotFoundError
+from .errors import ConfigError, HubError, InputError, WeightsIntegrityError, WeightsNotFoundError
+from .schema import parse_model_config, read_json
 
 CONFIG_NAME = "config.json"
+SAMPLER_CONFIG_NAME = "sampler_config.json"
 WEIGHTS_NAME = "model.safetensors"
 CARD_NAME = "README.md"
-REPO_FILES = (CONFIG_NAME, WEIGHTS_NAME, CARD_NAME)
+REPO_FILES = (CONFIG_NAME, SAMPLER_CONFIG_NAME, WEIGHTS_NAME, CARD_NAME)
+OPTIONAL_FILES = (SAMPLER_CONFIG_NAME, CARD_NAME)
 MIRROR_ENV = "ZOO_HUB_MIRROR"
+TIMEOUT_ENV = "ZOO_HUB_TIMEOUT"
 BUNDLED_MIRROR = Path(__file__).resolve().parent.parent / "hub_mirror"
 
 
+# ---------------------------------------------------------------------------- timeouts
+def hub_timeout() -> float:
+    raw = os.environ.get(TIMEOUT_ENV, "60")
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"${TIMEOUT_ENV} must be a number of seconds, got {raw!r}") from None
+    if not value > 0:
+        raise ConfigError(f"${TIMEOUT_ENV} must be > 0 seconds, got {raw!r}")
+    return value
+
+
+@contextlib.contextmanager
+def bounded_hub_calls():
+    """huggingface_hub's shared httpx client has no timeout; give it one (via its ``set_client_factory``) for the
+    duration of the zoo's Hub calls, then restore the default."""
+    from huggingface_hub.utils import _http
+
+    seconds = hub_timeout()
+
+    def factory():
+        client = _http.default_client_factory()
+        client.timeout = seconds
+        return client
+
+    set_client_factory(factory)
+    close_session()
+    try:
+        yield seconds
+    finally:
+        set_client_factory(_http.default_client_factory)
+        close_session()
+
+
+# ---------------------------------------------------------------------------- resolution
 def sha256_file(path: str | os.PathLike) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+def check_repo_id(repo_id: str) -> str:
+    try:
+        validate_repo_id(repo_id)
+    except HFValidationError as err:
+        raise ConfigError(f"{repo_id!r} is neither a local folder with {CONFIG_NAME} nor a valid Hub repo id: {err}") from None
+    return repo_id
 
 
 def mirror_roots(mirror: str | os.PathLike | None = None) -> list[Path]:
@@ -47,83 +103,167 @@ def mirror_roots(mirror: str | os.PathLike | None = None) -> list[Path]:
     return roots
 
 
-def _verify(folder: Path, sha256: dict[str, str] | None, purge: bool) -> None:
+def purge_cached(path: Path) -> None:
+    """Remove a file of the HF cache: the snapshot link and the blob it points to."""
+    blob = Path(os.path.realpath(path))
+    path.unlink(missing_ok=True)
+    blob.unlink(missing_ok=True)
+
+
+def _verify(folder: Path, sha256: dict[str, str] | None, cached: bool) -> None:
     for filename, expected in (sha256 or {}).items():
         path = folder / filename
         actual = sha256_file(path)
         if actual != expected:
-            if purge:  # a cached Hub file: remove the snapshot link and the blob it points to
-                blob = Path(os.path.realpath(path))
-                path.unlink(missing_ok=True)
-                blob.unlink(missing_ok=True)
+            if cached:
+                purge_cached(path)
             raise WeightsIntegrityError(
                 f"sha256 mismatch for {path}: expected {expected}, got {actual}. "
-                + ("The corrupt file was removed from the cache; retry the download." if purge
+                + ("The corrupt file was removed from the cache; retry the download." if cached
                    else "The file is corrupted or not the pinned version.")
             )
 
 
-def _purge_incomplete(cache_dir: str | None, repo_id: str) -> None:
-    """Remove partial downloads (``*.incomplete``) of this repo from the HF cache."""
-    from huggingface_hub import constants
-
-    root = Path(cache_dir or constants.HF_HUB_CACHE) / f"models--{repo_id.replace('/', '--')}" / "blobs"
-    for partial in root.glob("*.incomplete"):
-        partial.unlink(missing_ok=True)
-
-
 def resolve_pretrained(
-    name_or_path: str | os.PathLike,
-    *,
-    revision: str | None = None,
-    sha256: dict[str, str] | None = None,
-    mirror: str | os.PathLike | None = None,
-    cache_dir: str | None = None,
+    name_or_path: str | os.PathLike, *, revision: str | None = None, sha256: dict[str, str] | None = None,
+    mirror: str | os.PathLike | None = None, mirror_revision: str | None = None, cache_dir: str | None = None,
     token: str | bool | None = None,
-) -> Path:
-    """Return a local folder holding config.json, model.safetensors (and README.md when present)."""
+) -> tuple[Path, bool]:
+    """A local folder holding the repo files, and whether it lies in the HF cache.
+
+    Mirrors are used when ``revision`` is None or equals ``mirror_revision`` (the revision the mirror holds)."""
     local = Path(name_or_path)
     if (local / CONFIG_NAME).is_file():
-        _verify(local, sha256, purge=False)
-        return local
-    repo_id = str(name_or_path)
+        _verify(local, sha256, cached=False)
+        return local, False
+    repo_id = check_repo_id(str(name_or_path))
     looked = [str(local)]
-    for root in mirror_roots(mirror):
-        candidate = root / repo_id
-        looked.append(str(candidate))
-        if (candidate / CONFIG_NAME).is_file():
-            _verify(candidate, sha256, purge=False)
-            return candidate
+    if revision is None or revision == mirror_revision:
+        for root in mirror_roots(mirror):
+            candidate = root / repo_id
+            looked.append(str(candidate))
+            if (candidate / CONFIG_NAME).is_file():
+                _verify(candidate, sha256, cached=False)
+                return candidate, False
     folder = None
     try:
-        for filename in REPO_FILES:
-            try:
-                path = hf_hub_download(repo_id, filename, revision=revision, cache_dir=cache_dir, token=token)
-            except EntryNotFoundError:
-                if filename == CARD_NAME:  # a repo without a card still loads
-                    continue
-                raise
-            folder = Path(path).parent
-    except Exception as err:  # network down, offline mode, 404, truncated transfer, ...
-        _purge_incomplete(cache_dir, repo_id)
+        with bounded_hub_calls() as seconds:
+            for filename in REPO_FILES:
+                try:
+                    path = hf_hub_download(repo_id, filename, revision=revision, cache_dir=cache_dir, token=token,
+                                           etag_timeout=seconds)
+                except EntryNotFoundError:
+                    if filename in OPTIONAL_FILES:  # a repo without a card or sampler config still loads
+                        continue
+                    raise
+                folder = Path(path).parent
+    except Exception as err:  # network down, offline mode, 404, timeout, truncated transfer, ...
+        skipped = "" if revision is None or revision == mirror_revision else f" (mirrors hold only revision {mirror_revision or 'main'}: skipped)"
         raise WeightsNotFoundError(
             f"could not get weights {repo_id!r} (revision {revision or 'main'}): not a local folder, not in a "
-            f"mirror (looked in {looked}), and the Hub download failed: {type(err).__name__}: {err}. "
+            f"mirror (looked in {looked}){skipped}, and the Hub download failed: {type(err).__name__}: {err}. "
             f"Set ${MIRROR_ENV} to a folder holding <repo_id>/{{{', '.join(REPO_FILES)}}} to work offline."
         ) from err
-    _verify(folder, sha256, purge=True)
-    return folder
+    _verify(folder, sha256, cached=True)
+    return folder, True
 
 
-def push_folder_to_hub(
-    folder: str | os.PathLike, repo_id: str, *, token: str | None = None, private: bool | None = None,
-    revision: str | None = None, commit_message: str = "Upload ebm-zoo model",
-) -> str:
-    """Create ``repo_id`` if needed and upload the three repo files; returns the commit URL."""
-    api = HfApi(token=token)
-    api.create_repo(repo_id, private=private, exist_ok=True)
-    info = api.upload_folder(
-        folder_path=str(folder), repo_id=repo_id, revision=revision, commit_message=commit_message,
-        allow_patterns=list(REPO_FILES),
-    )
+# ---------------------------------------------------------------------------- save / load / push
+def _write_atomic(path: Path, write) -> None:
+    """Write through a temp file in the same folder, then rename: no half-written file is ever visible."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    os.close(fd)
+    try:
+        write(tmp)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def save_folder(model, save_directory: str | os.PathLike, *, card: str | None = None, dtype=None) -> Path:
+    """config.json, sampler_config.json, model.safetensors, README.md; refuses non-finite weights."""
+    from safetensors.torch import save_file
+
+    from .cards import default_card
+
+    state = {k: v.detach().to("cpu", dtype or v.dtype).contiguous() for k, v in model.net.state_dict().items()}
+    bad = [k for k, v in state.items() if v.is_floating_point() and not torch.isfinite(v).all()]
+    if bad:
+        raise InputError(f"refusing to save non-finite weights (NaN/inf in {bad[:5]})")
+    target = Path(save_directory)
+    target.mkdir(parents=True, exist_ok=True)
+    meta = {"format": "pt", "entry": str(model.config.get("entry", ""))}
+    _write_atomic(target / WEIGHTS_NAME, lambda p: save_file(state, p, metadata=meta))
+    for name, payload in ((CONFIG_NAME, model.config), (SAMPLER_CONFIG_NAME, model.sampler_config)):
+        text = json.dumps(payload, indent=2, sort_keys=True) + "\n"
+        _write_atomic(target / name, lambda p, text=text: Path(p).write_text(text))
+    text = card or model.card or default_card(model.config)
+    _write_atomic(target / CARD_NAME, lambda p: Path(p).write_text(text))
+    return target
+
+
+def _split_legacy(config: dict) -> tuple[dict, dict | None]:
+    """Repos written before sampler_config.json carried the sampler inside config.json."""
+    config = dict(config)
+    default, presets = config.pop("sampler", None), config.pop("sampler_presets", {})
+    return config, ({"default": default, "presets": presets} if default is not None else None)
+
+
+def load_model(cls, name_or_path, *, revision: str | None = None, sha256: dict[str, str] | None = None,
+               mirror=None, mirror_revision: str | None = None, device=None, dtype=None, cache_dir=None, token=None):
+    """Build ``cls`` from a resolved folder and load its weights strictly."""
+    from safetensors.torch import load_file
+
+    folder, cached = resolve_pretrained(name_or_path, revision=revision, sha256=sha256, mirror=mirror,
+                                        mirror_revision=mirror_revision, cache_dir=cache_dir, token=token)
+    config, legacy_sampler = _split_legacy(read_json(folder / CONFIG_NAME))
+    parse_model_config(config, str(folder / CONFIG_NAME))
+    sampler_file = folder / SAMPLER_CONFIG_NAME
+    sampler_config = read_json(sampler_file) if sampler_file.is_file() else legacy_sampler
+    if sampler_config is not None and not isinstance(sampler_config.get("default") if isinstance(sampler_config, dict) else None, dict):
+        raise ConfigError(f"{sampler_file} must hold {{'default': {{...}}, 'presets': {{...}}}}")
+    model = cls(config, sampler_config=sampler_config)
+    try:
+        state = load_file(str(folder / WEIGHTS_NAME))
+    except Exception as err:
+        if cached:
+            purge_cached(folder / WEIGHTS_NAME)
+        raise WeightsIntegrityError(f"{folder / WEIGHTS_NAME} is not a readable safetensors file: {err}"
+                                    + (" (removed from the cache; retry the download)" if cached else "")) from None
+    reference = model.net.state_dict()
+    try:
+        model.net.load_state_dict({k: v.to(reference[k].dtype) if k in reference else v for k, v in state.items()},
+                                  strict=True)
+    except RuntimeError as err:
+        raise WeightsIntegrityError(f"{folder / WEIGHTS_NAME} does not fit the architecture in {CONFIG_NAME}: {err}") from None
+    if (folder / CARD_NAME).is_file():
+        model.card = (folder / CARD_NAME).read_text()
+    return model.to(device=device, dtype=dtype).eval().requires_grad_(False)
+
+
+def push_folder_to_hub(folder: str | os.PathLike, repo_id: str, *, token: str | None = None, private: bool | None = None,
+                       revision: str | None = None, commit_message: str = "Upload ebm-zoo model") -> str:
+    """Create ``repo_id`` if needed and upload the repo files; returns the commit URL."""
+    check_repo_id(repo_id)
+    try:
+        with bounded_hub_calls():
+            api = HfApi(token=token)
+            api.create_repo(repo_id, private=private, exist_ok=True)
+            info = api.upload_folder(folder_path=str(folder), repo_id=repo_id, revision=revision,
+                                     commit_message=commit_message, allow_patterns=list(REPO_FILES))
+    except Exception as err:
+        raise HubError(f"push of {folder} to {repo_id!r} failed: {type(err).__name__}: {err}") from err
     return str(info)
+
+
+def push_model(model, repo_id: str, *, token: str | None = None, private: bool | None = None,
+               revision: str | None = None, commit_message: str = "Upload ebm-zoo model", dtype=None) -> str:
+    tmp = Path(tempfile.mkdtemp(prefix="zoo-push-"))
+    try:
+        save_folder(model, tmp / "repo", dtype=dtype)
+        return push_folder_to_hub(tmp / "repo", repo_id, token=token, private=private, revision=revision,
+                                  commit_message=commit_message)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)

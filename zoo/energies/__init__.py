@@ -1,0 +1,28 @@
+"""Energy network architectures, built by name from an entry's ``architecture`` block (config.json)."""
+from __future__ import annotations
+
+from torch import nn
+
+from ..errors import ConfigError
+from .mdsm_resnet import MDSMResNet
+from .mlp import MLPEnergy, tanh_mlp
+
+ARCHITECTURES: dict[str, type[nn.Module]] = {
+    "MDSMResNet": MDSMResNet,
+    "MLPEnergy": MLPEnergy,
+}
+
+
+def build_network(architecture: dict, input_shape: list[int]) -> nn.Module:
+    """Build ``architecture["class"](input_shape, **rest)``; configs keep only JSON values (strings, numbers)."""
+    spec = dict(architecture)
+    name = spec.pop("class", None)
+    if name not in ARCHITECTURES:
+        raise ConfigError(f"unknown architecture class {name!r}; known: {sorted(ARCHITECTURES)}")
+    try:
+        return ARCHITECTURES[name](input_shape=list(input_shape), **spec)
+    except (TypeError, ValueError) as err:
+        raise ConfigError(f"architecture {architecture} for input shape {list(input_shape)}: {err}") from None
+
+
+__all__ = ["ARCHITECTURES", "MDSMResNet", "MLPEnergy", "build_network", "tanh_mlp"]

@@ -1,0 +1,29 @@
+"""MLP energies (DEEN, Saremi et al. 2018, Sec. 3).
+
+E(x) = w . phi(x) + b with tanh hidden layers phi and a linear scalar output (a product of experts
+over the last hidden layer).
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+def tanh_mlp(in_features: int, hidden: list[int], out_features: int) -> nn.Sequential:
+    layers, f = [], in_features
+    for h in hidden:
+        layers += [nn.Linear(f, h), nn.Tanh()]
+        f = h
+    layers.append(nn.Linear(f, out_features))
+    return nn.Sequential(*layers)
+
+
+class MLPEnergy(nn.Module):
+    """Energy E(x) -> (B,) for inputs of shape (B, *input_shape), flattened."""
+
+    def __init__(self, input_shape: list[int], hidden: list[int]):
+        super().__init__()
+        self.mlp = tanh_mlp(int(torch.Size(input_shape).numel()), list(hidden), 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.mlp(x.flatten(1)).squeeze(1)

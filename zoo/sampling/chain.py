@@ -1,0 +1,141 @@
+"""The chain driver: runs a one-step kernel over a schedule of (step size, temperature).
+
+It is the ONLY place that applies constraints (the inpainting clamp), records traces, splits a large n into
+micro-batches and checks for divergence. Kernels (``kernels.py``) know nothing of any of this.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Callable, Sequence
+
+import torch
+from tqdm.auto import tqdm
+
+from ..errors import ChainDivergedError
+from .kernels import EnergyFn, StepParams
+
+CHECK_EVERY = 50  # steps between the (host-syncing) divergence checks; the failing step itself is tracked on device
+
+
+@dataclass
+class SamplerOutput:
+    samples: torch.Tensor
+    trajectory: list[torch.Tensor] | None = None  # snapshots (on CPU): x0, then every `trajectory_every` steps
+    energy_trace: torch.Tensor | None = None  # (n_steps, B) energies along the chain, on CPU
+    temperatures: torch.Tensor | None = None
+    accept_rate: float | None = None  # Metropolis kernels: the mean acceptance over steps and chains
+    extras: dict = field(default_factory=dict)
+
+
+@dataclass
+class Clamp:
+    """Inpainting constraint (MDSM Sec. 4): pixels where ``mask`` is True keep the ``known`` values; at temperature T
+    the energy sees them with noise of std ``noise_scale * sqrt(T)`` and they are never updated."""
+
+    mask: torch.Tensor  # bool, broadcastable to x
+    known: torch.Tensor
+    noise_scale: float
+
+    def rows(self, sl: slice) -> "Clamp":
+        mask = self.mask[sl] if self.mask.shape[0] == self.known.shape[0] else self.mask
+        return Clamp(mask, self.known[sl], self.noise_scale)
+
+    def draw(self, temperature: float, generator) -> torch.Tensor:
+        """The known pixels as the energy sees them at this temperature."""
+        noise = torch.randn(self.known.shape, generator=generator, device=self.known.device, dtype=self.known.dtype)
+        return self.known + self.noise_scale * math.sqrt(temperature) * noise
+
+    def apply(self, x: torch.Tensor, known: torch.Tensor | None = None) -> torch.Tensor:
+        return torch.where(self.mask, self.known if known is None else known, x)
+
+    def energy(self, energy_fn: EnergyFn, known: torch.Tensor | None = None) -> EnergyFn:
+        """E(x with the known pixels clamped): a new EnergyFn whose gradient is zero on the known pixels."""
+        return lambda x: energy_fn(self.apply(x, known))
+
+
+def _check(first_bad: torch.Tensor, n_steps: int, step_size: float, bounds) -> None:
+    bad = int(first_bad.item())
+    if bad >= 0:
+        lo, hi = bounds
+        raise ChainDivergedError(
+            f"the sampling chain diverged at step {bad + 1} of {n_steps}: samples became NaN/inf or left [{lo:g}, {hi:g}], "
+            f"far outside the data range. The step size ({step_size:g}) is probably too large for this energy: "
+            f"lower step_size (e.g. {step_size / 3:g}) or use one of the entry's presets."
+        )
+
+
+def _run_one(kernel, energy_fn: EnergyFn, x: torch.Tensor, schedule: Sequence[StepParams], generator, clamp, final,
+             bounds, trajectory_every, record_energy, bar) -> SamplerOutput:
+    trajectory = [x.detach()] if trajectory_every else None
+    trace, accepts = [], []
+    first_bad = torch.full((), -1, dtype=torch.long, device=x.device)
+    for t, params in enumerate(schedule):
+        fn = energy_fn
+        if clamp is not None:
+            known_t = clamp.draw(params.temperature, generator)
+            x, fn = clamp.apply(x, known_t), clamp.energy(energy_fn, known_t)
+        x, stats = kernel.step(fn, x, params, generator)
+        if clamp is not None:
+            x = clamp.apply(x, known_t)
+        if record_energy:
+            trace.append(stats["energy"].float())
+        if "accept" in stats:
+            accepts.append(stats["accept"].float().mean())
+        if trajectory_every and (t + 1) % trajectory_every == 0:
+            trajectory.append(x.detach())
+        if bounds is not None:
+            bad = ~((x >= bounds[0]) & (x <= bounds[1])).all()
+            first_bad = torch.where(bad & (first_bad < 0), t, first_bad)
+            if (t + 1) % CHECK_EVERY == 0:
+                _check(first_bad, len(schedule), params.step_size, bounds)
+        if bar is not None:
+            bar.update(1)
+    if clamp is not None:
+        x = clamp.apply(x)
+    if final is not None:
+        x = final(clamp.energy(energy_fn) if clamp is not None else energy_fn, x)
+        if clamp is not None:
+            x = clamp.apply(x)
+    if bounds is not None and schedule:
+        bad = ~((x >= bounds[0]) & (x <= bounds[1])).all()
+        first_bad = torch.where(bad & (first_bad < 0), len(schedule) - 1, first_bad)
+        _check(first_bad, len(schedule), schedule[-1].step_size, bounds)
+    return SamplerOutput(
+        samples=x.detach(),
+        trajectory=[s.cpu() for s in trajectory] if trajectory is not None else None,
+        energy_trace=torch.stack(trace).cpu() if trace else None,
+        accept_rate=torch.stack(accepts).mean().item() if accepts else None,
+    )
+
+
+def run_chain(
+    kernel, energy_fn: EnergyFn, init: Callable[[int], torch.Tensor], n: int, schedule: Sequence[StepParams], *,
+    generator: torch.Generator | None = None, batch_size: int | None = None, clamp: Clamp | None = None,
+    final: Callable[[EnergyFn, torch.Tensor], torch.Tensor] | None = None, bounds: tuple[float, float] | None = None,
+    trajectory_every: int | None = None, record_energy: bool = False, progress: bool = True, desc: str = "MCMC",
+) -> SamplerOutput:
+    """Run ``kernel`` over ``schedule`` for n chains, in micro-batches of ``batch_size`` (default: all at once).
+
+    ``init(b)`` gives the initial states of the next b chains. ``clamp`` constrains known pixels (rows aligned with
+    the chains); ``final(energy_fn, x)`` is applied once after the last step (e.g. the denoising jump); ``bounds``
+    turns on the divergence check (ChainDivergedError naming the step).
+    """
+    batch_size = n if batch_size is None else batch_size
+    starts = range(0, n, batch_size)
+    outputs = []
+    with tqdm(total=len(schedule) * len(starts), desc=desc, disable=not progress, leave=False) as bar:
+        for start in starts:
+            rows = slice(start, min(start + batch_size, n))
+            x0 = init(rows.stop - rows.start)
+            outputs.append(_run_one(kernel, energy_fn, x0, schedule, generator, clamp.rows(rows) if clamp else None,
+                                    final, bounds, trajectory_every, record_energy, bar))
+    if len(outputs) == 1:
+        return outputs[0]
+    first = outputs[0]
+    return SamplerOutput(
+        samples=torch.cat([o.samples for o in outputs]),
+        trajectory=[torch.cat(snaps) for snaps in zip(*(o.trajectory for o in outputs))] if first.trajectory else None,
+        energy_trace=torch.cat([o.energy_trace for o in outputs], 1) if first.energy_trace is not None else None,
+        accept_rate=sum(o.accept_rate for o in outputs) / len(outputs) if first.accept_rate is not None else None,
+    )

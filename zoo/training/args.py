@@ -1,0 +1,156 @@
+"""The recipe's command line: parsed and validated before step 1, and the entry with ``--set`` overrides
+re-validated through the schema (so a misspelt key is rejected, not ignored)."""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import shlex
+import sys
+
+import yaml
+
+from ..errors import ConfigError
+from ..registry import get_entry
+from ..schema import Entry, parse_entry
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {value}")
+    return value
+
+
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {value}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number > 0, got {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"expected a number > 0, got {value}")
+    return value
+
+
+def _non_negative_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}") from None
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {value}")
+    return value
+
+
+def _decay(text: str) -> float:
+    value = _non_negative_float(text)
+    if value >= 1:
+        raise argparse.ArgumentTypeError(f"EMA decay must be in [0, 1), got {value}")
+    return value
+
+
+def build_parser(family: str) -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        description=f"Train a zoo entry of the {family!r} family with Accelerate.",
+        epilog=f"example: accelerate launch recipes/{family}.py --entry <entry> --data-dir ../shared/datasets")
+    p.add_argument("--entry", required=True, help="registry entry (see `zoo list`)")
+    p.add_argument("--output-dir", default=None, help="default: runs/<entry>")
+    p.add_argument("--data-dir", default=None, help="local dataset mirror (Hub repo layout); default $ZOO_DATA_DIR or the Hub")
+    p.add_argument("--max-steps", type=_positive_int, default=None, help="optimizer updates = cosine length (default: the entry's)")
+    p.add_argument("--batch-size", type=_positive_int, default=None, help="global batch size (default: the entry's)")
+    p.add_argument("--lr", type=_positive_float, default=None, help="peak learning rate (default: the entry's)")
+    p.add_argument("--checkpoint-every", type=_positive_int, default=None)
+    p.add_argument("--keep-checkpoints", type=_positive_int, default=2)
+    p.add_argument("--resume", default=None, help="'latest' or a checkpoint folder; the run's settings must match")
+    p.add_argument("--mixed-precision", default=None, choices=["no", "fp16", "bf16"],
+                   help="default: accelerate config; bf16 recommended (fp16 can underflow grad E)")
+    p.add_argument("--grad-accum", type=_positive_int, default=1)
+    p.add_argument("--ema", type=_decay, default=0.0, help="EMA decay (timm ModelEmaV3); 0 = off. Export uses EMA weights if on")
+    p.add_argument("--channels-last", action="store_true", help="channels_last memory format (faster convs on GPU)")
+    p.add_argument("--time-limit", type=_non_negative_float, default=None, metavar="SECONDS",
+                   help="stop early (checkpoint + export) once this much wall time has passed")
+    p.add_argument("--init-from", default=None, metavar="PATH_OR_REPO",
+                   help="start from these weights (a Hub-layout folder or repo id) instead of random init")
+    p.add_argument("--seed", type=_non_negative_int, default=0)
+    p.add_argument("--log-every", type=_positive_int, default=100)
+    p.add_argument("--grid-preset", default=None, help="sampler preset of the sample grid at each checkpoint "
+                   "(default: the entry's recipe.grid_preset)")
+    p.add_argument("--grid-n", type=_non_negative_int, default=64, help="samples in the grid at each checkpoint (0 = none)")
+    p.add_argument("--limit-data", type=_positive_int, default=None, help="use only the first N training images")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override an entry field, e.g. --set model.architecture.width=8 (value parsed as YAML)")
+    p.add_argument("--push-to-hub", default=None, metavar="REPO_ID", help="upload the export with huggingface_hub")
+    return p
+
+
+def apply_overrides(entry: Entry, overrides: list[str]) -> Entry:
+    """``--set a.b.c=value`` on the entry's mapping, then re-validated as a whole (unknown keys are rejected)."""
+    raw = entry.to_dict()
+    for item in overrides:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"--set expects KEY=VALUE, got {item!r}")
+        *path, last = key.split(".")
+        target = raw
+        for part in path:
+            if not isinstance(target.get(part), dict):
+                raise ConfigError(f"--set {key}: {part!r} is not a section of the entry")
+            target = target[part]
+        try:
+            target[last] = yaml.safe_load(value)
+        except yaml.YAMLError as err:
+            raise ConfigError(f"--set {key}: the value {value!r} is not valid YAML: {err}") from None
+    return parse_entry(raw, f"{entry.source} with --set") if overrides else entry
+
+
+def launch_command(family: str, argv: list[str]) -> str:
+    """The command as the user ran it: `accelerate launch ...` under accelerate/torchrun, else `python ...`."""
+    launched = "ACCELERATE_MIXED_PRECISION" in os.environ or "LOCAL_RANK" in os.environ
+    prefix = "accelerate launch" if launched else "python"
+    return " ".join([prefix, f"recipes/{family}.py", *(shlex.quote(a) for a in argv)])
+
+
+def parse_args(family: str, argv: list[str] | None = None) -> argparse.Namespace:
+    """Parse and validate every flag; ``args.entry_spec`` is the typed entry with overrides applied."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args = build_parser(family).parse_args(argv)
+    entry = apply_overrides(get_entry(args.entry), args.overrides)
+    if entry.family != family:
+        raise ConfigError(f"entry {args.entry!r} is a {entry.family!r} model; use recipes/{entry.family}.py")
+    recipe = entry.recipe
+    args.family, args.command, args.entry_spec = family, launch_command(family, argv), entry
+    args.max_steps = args.max_steps or recipe.max_steps
+    args.batch_size = args.batch_size or recipe.batch_size
+    args.lr = args.lr or recipe.optimizer.lr
+    args.checkpoint_every = args.checkpoint_every or recipe.checkpoint_every
+    args.grid_preset = args.grid_preset or recipe.grid_preset
+    presets = entry.sampler.presets
+    if args.grid_preset is not None and args.grid_preset not in presets:
+        raise ConfigError(f"--grid-preset {args.grid_preset!r} is not a sampler preset of {entry.name} ({sorted(presets)})")
+    if args.push_to_hub:
+        from ..hub import check_repo_id
+
+        check_repo_id(args.push_to_hub)
+    return args
+
+
+def run_settings(args: argparse.Namespace) -> dict:
+    """What a checkpoint must agree on to be resumed (stored with it, compared on --resume)."""
+    e = args.entry_spec
+    return {"config": e.config_json(), "objective": e.recipe.objective, "optimizer": dataclasses.asdict(e.recipe.optimizer),
+            "lr": args.lr, "lr_min": e.recipe.lr_min, "max_steps": args.max_steps, "batch_size": args.batch_size,
+            "grad_accum": args.grad_accum, "seed": args.seed, "ema": args.ema, "data": dataclasses.asdict(e.data),
+            "limit_data": args.limit_data}

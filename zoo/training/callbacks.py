@@ -1,0 +1,38 @@
+"""What the loop does on the side: the metrics log (JSON lines, no repeats after a resume) and sample grids."""
+from __future__ import annotations
+
+import json
+import math
+import os
+from pathlib import Path
+
+import torch
+
+
+class MetricsLog:
+    """``metrics.jsonl``: one record per log step. On resume at step s, records after s are dropped first (they
+    belong to the part of the interrupted run that the resume replays)."""
+
+    def __init__(self, path: Path, resumed_at: int, enabled: bool):
+        self.path, self.enabled = path, enabled
+        if enabled and resumed_at >= 0 and path.is_file():
+            keep = [line for line in path.read_text().splitlines() if line and json.loads(line)["step"] <= resumed_at]
+            tmp = path.with_suffix(".tmp")
+            tmp.write_text("".join(line + "\n" for line in keep))
+            os.replace(tmp, path)
+
+    def write(self, record: dict) -> None:
+        if self.enabled:
+            with open(self.path, "a") as f:
+                f.write(json.dumps(record) + "\n")
+
+
+def save_sample_grid(model, path: Path, n: int, preset: str | None, seed: int) -> None:
+    """n samples from the model's sampler (``preset``) as a PNG grid, with a progress bar."""
+    from torchvision.utils import save_image
+
+    with torch.autocast(model.device.type, enabled=False):
+        samples = model.sample(n, preset=preset, seed=seed, progress=True)
+    lo, hi = model.data_range
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_image(((samples.float() - lo) / (hi - lo)).clamp(0, 1), path, nrow=int(math.ceil(math.sqrt(n))))

@@ -1,0 +1,219 @@
+"""The one training loop behind every recipe (``recipes/<family>.py`` call ``main(family)``).
+
+Determinism: the data order and the noise of every step come from generators seeded by (seed, step, rank), so a
+resumed run replays exactly the batches and noise an uninterrupted run would have seen; optimizer, scheduler, EMA
+and objective state are restored from the checkpoint.
+"""
+from __future__ import annotations
+
+import math
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+import torch
+from tqdm.auto import tqdm
+
+from ..data import load_tensor, random_hflip
+from ..errors import TrainingDivergedError, ZooError
+from ..model import EnergyModel
+from ..objectives import ObjectiveContext, build_objective
+from .args import parse_args, run_settings
+from .callbacks import MetricsLog, save_sample_grid
+from .checkpoint import check_finite, check_settings, find_resume, save_checkpoint
+from .export import export_run
+
+
+class BatchOrder:
+    """Global batch for update ``step`` from a per-epoch permutation seeded by (seed, epoch)."""
+
+    def __init__(self, n: int, batch: int, seed: int):
+        if n < batch:
+            raise ZooError(f"the dataset has {n} images, fewer than one batch of {batch}")
+        self.n, self.batch, self.seed = n, batch, seed
+        self._epoch, self._perm = -1, None
+
+    def __call__(self, step: int) -> torch.Tensor:
+        epoch, i = divmod(step, self.n // self.batch)
+        if epoch != self._epoch:
+            self._epoch = epoch
+            self._perm = torch.randperm(self.n, generator=torch.Generator().manual_seed(self.seed * 100_003 + epoch))
+        return self._perm[i * self.batch:(i + 1) * self.batch]
+
+
+def _hardware(accelerator) -> str:
+    if accelerator.device.type == "cuda":
+        return f"{accelerator.num_processes} x {torch.cuda.get_device_name(accelerator.device)}"
+    return f"{accelerator.num_processes} process(es) on CPU ({platform.processor() or platform.machine()}, {os.cpu_count()} cores)"
+
+
+def _build_optimizer(net, args, accelerator):
+    """timm's create_optimizer_v2 with the entry's optimizer name and options; timm's cosine schedule per update."""
+    from timm.optim import create_optimizer_v2
+    from timm.scheduler import CosineLRScheduler
+
+    spec = args.entry_spec.recipe.optimizer
+    extra = {"betas": tuple(spec.betas)} if spec.betas else {}
+    if accelerator.device.type == "cuda" and spec.name in ("adam", "adamw"):
+        extra["fused"] = True
+    try:
+        optimizer = create_optimizer_v2(net, opt=spec.name, lr=args.lr, weight_decay=spec.weight_decay, **extra)
+    except (ValueError, AssertionError, TypeError) as err:
+        raise ZooError(f"recipe.optimizer {spec}: {err}") from None
+    scheduler = CosineLRScheduler(optimizer, t_initial=args.max_steps, lr_min=args.entry_spec.recipe.lr_min,
+                                  t_in_epochs=False)
+    return optimizer, scheduler
+
+
+def train_step(net, optimizer, objective, data, batch_idx, args, step, accelerator, micro_batch, memory_format):
+    """One optimizer update (``grad_accum`` micro-batches per process); returns the last result and its generator."""
+    world, rank = accelerator.num_processes, accelerator.process_index
+    for j in range(args.grad_accum):
+        part = j * world + rank
+        micro = (step * args.grad_accum + j) * world + rank
+        idx = batch_idx[part * micro_batch:(part + 1) * micro_batch]
+        gen = torch.Generator(accelerator.device).manual_seed(args.seed * 1_000_003 + micro)
+        x = data[idx.to(data.device)]
+        if args.entry_spec.data.hflip:
+            x = random_hflip(x, gen)
+        x = x.contiguous(memory_format=memory_format)
+        ctx = ObjectiveContext(step=step, generator=gen, unwrapped=accelerator.unwrap_model(net),
+                               sigma0=args.entry_spec.model.sigma0)
+        with accelerator.accumulate(net), accelerator.autocast():
+            result = objective(net, x, ctx)
+            accelerator.backward(result.loss)
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+    return result, x, gen
+
+
+def train(args) -> Path:
+    from accelerate import Accelerator
+    from accelerate.utils import set_seed
+    from timm.utils import ModelEmaV3
+
+    entry = args.entry_spec
+    out = Path(args.output_dir or Path("runs") / entry.name)
+    ckpt_dir = out / "checkpoints"
+    accelerator = Accelerator(mixed_precision=args.mixed_precision, gradient_accumulation_steps=args.grad_accum)
+    world = accelerator.num_processes
+    micro_batch = args.batch_size // (world * args.grad_accum)
+    if micro_batch * world * args.grad_accum != args.batch_size:
+        raise ZooError(f"batch {args.batch_size} is not divisible by processes x grad-accum = {world * args.grad_accum}")
+    set_seed(args.seed)
+    if accelerator.device.type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
+        torch.backends.cudnn.benchmark = True
+    settings = run_settings(args)
+    resume_from = find_resume(args.resume, ckpt_dir)
+    step = check_settings(resume_from, settings) if resume_from else 0
+    if resume_from and step >= args.max_steps:
+        accelerator.print(f"{resume_from} is already at step {step} of {args.max_steps}: nothing to train; the export "
+                          f"in {out / 'export'} is left as it is.")
+        return out / "export"
+
+    with accelerator.main_process_first():
+        data = load_tensor(entry, "train", args.data_dir, limit=args.limit_data).to(accelerator.device)
+    memory_format = torch.channels_last if args.channels_last else torch.contiguous_format
+    model = EnergyModel(entry.config_json(), sampler_config=entry.sampler_config_json())
+    if args.init_from:
+        model.net.load_state_dict(EnergyModel.from_pretrained(args.init_from).net.state_dict(), strict=True)
+    net = model.net.to(accelerator.device, memory_format=memory_format)
+    optimizer, scheduler = _build_optimizer(net, args, accelerator)
+    net, optimizer = accelerator.prepare(net, optimizer)
+    accelerator.register_for_checkpointing(scheduler)
+    objective = build_objective(entry.recipe.objective, entry.model.sigma0)
+    accelerator.register_for_checkpointing(objective)
+    ema = None
+    if args.ema > 0:
+        ema = ModelEmaV3(accelerator.unwrap_model(net), decay=args.ema)
+        accelerator.register_for_checkpointing(ema)
+    if resume_from:
+        accelerator.load_state(str(resume_from))
+        accelerator.print(f"resumed from {resume_from} at step {step}")
+    if accelerator.is_main_process:
+        out.mkdir(parents=True, exist_ok=True)
+    log = MetricsLog(out / "metrics.jsonl", step if resume_from else -1, accelerator.is_main_process)
+    if not resume_from and accelerator.is_main_process and log.path.is_file():
+        log.path.unlink()
+
+    order = BatchOrder(len(data), args.batch_size, args.seed)
+    start, first_step, last_logs = time.time(), step, {}
+    bad_loss_step = torch.full((), -1, dtype=torch.long, device=accelerator.device)
+    bar = tqdm(total=args.max_steps, initial=step, desc=entry.name, disable=not accelerator.is_local_main_process)
+    net.train()
+    while step < args.max_steps:
+        scheduler.step_update(step)
+        result, x, gen = train_step(net, optimizer, objective, data, order(step), args, step, accelerator, micro_batch,
+                                    memory_format)
+        bad = ~torch.isfinite(result.loss.detach())
+        bad_loss_step = torch.where(bad & (bad_loss_step < 0), step + 1, bad_loss_step)
+        step += 1
+        if ema is not None:
+            ema.update(accelerator.unwrap_model(net), step=step)
+        bar.update(1)
+        out_of_time = args.time_limit is not None and accelerator.gather(
+            torch.tensor([time.time() - start > args.time_limit], device=accelerator.device)).any().item()
+        checkpoint_now = step % args.checkpoint_every == 0 or step == args.max_steps or out_of_time
+        if step % args.log_every == 0 or checkpoint_now:
+            if int(bad_loss_step.item()) >= 0:
+                raise TrainingDivergedError(f"training diverged: the loss became non-finite at step {int(bad_loss_step)}; "
+                                            f"nothing after the last good checkpoint was saved. Lower --lr.")
+            check_finite(accelerator.unwrap_model(net), step)
+            unwrapped = accelerator.unwrap_model(net)
+            with torch.no_grad():
+                noise = 0.5 + torch.randn(x.shape, generator=gen, device=x.device)
+                e_data, e_noise = unwrapped(x).mean(), unwrapped(noise).mean()
+            logs = {k: accelerator.reduce(v.float(), "mean").item() for k, v in result.logs.items()}
+            logs.update(step=step, lr=optimizer.param_groups[0]["lr"], E_data=e_data.item(), E_noise=e_noise.item(),
+                        steps_per_s=(step - first_step) / (time.time() - start))
+            last_logs = logs
+            bar.set_postfix(loss=f"{logs['loss']:.4g}", E_data=f"{logs['E_data']:.3g}", E_noise=f"{logs['E_noise']:.3g}")
+            log.write(logs)
+        if out_of_time:
+            accelerator.print(f"--time-limit {args.time_limit:.0f}s reached at step {step} of {args.max_steps}: stopping")
+        if checkpoint_now:
+            if ema is not None:
+                check_finite(ema.module, step)
+            save_checkpoint(accelerator, ckpt_dir, step, args.keep_checkpoints, settings)
+            if accelerator.is_main_process and args.grid_n > 0 and len(entry.model.input_shape) == 3:
+                grid_net = ema.module if ema is not None else accelerator.unwrap_model(net)
+                grid_model = EnergyModel(entry.config_json(), grid_net, entry.sampler_config_json())
+                save_sample_grid(grid_model, out / "samples" / f"step_{step:08d}.png", args.grid_n, args.grid_preset,
+                                 args.seed)
+        if out_of_time:
+            break
+    bar.close()
+    wall = time.time() - start
+    # every process must hold the same weights after DDP training
+    checksum = torch.stack([p.detach().double().sum() for p in accelerator.unwrap_model(net).parameters()]).sum()
+    checksums = accelerator.gather(checksum.reshape(1)).tolist()
+    export = out / "export"
+    if accelerator.is_main_process:
+        final_net = ema.module if ema is not None else accelerator.unwrap_model(net)
+        stats = {"steps": step, "planned steps (cosine schedule length)": args.max_steps,
+                 "steps this run": step - first_step, "wall time this run (s)": f"{wall:.0f}",
+                 "hardware": _hardware(accelerator), "processes": world, "parameter checksum per process": checksums,
+                 "global batch": args.batch_size, "mixed precision": accelerator.mixed_precision,
+                 "EMA decay": args.ema or "off", "initialised from": args.init_from or "random init"}
+        if last_logs:
+            stats["final normalised loss"] = f"{last_logs['loss']:.5g}"
+            stats["final E(data) / E(noise)"] = f"{last_logs['E_data']:.4g} / {last_logs['E_noise']:.4g}"
+        export_run(final_net, args, stats, out)
+        accelerator.print(f"exported {export}")
+    accelerator.wait_for_everyone()
+    accelerator.end_training()
+    return export
+
+
+def main(family: str, argv: list[str] | None = None) -> Path:
+    """Entry point of ``recipes/<family>.py``: user errors end with one line and exit status 2."""
+    try:
+        return train(parse_args(family, argv))
+    except ZooError as err:
+        if argv is not None:  # called from Python (tests): let the caller see the exception
+            raise
+        print(f"{Path(sys.argv[0]).name}: error: {err}", file=sys.stderr)
+        raise SystemExit(2) from None
