@@ -5,7 +5,7 @@ import torch
 
 import zoo
 from conftest import tiny_config, tiny_model
-from test_samplers import gaussian_model
+from test_sampling import gaussian_model
 
 
 @pytest.fixture
@@ -62,7 +62,7 @@ def test_sample_shape_seed_and_traces(tiny):
                       trajectory_every=2)
     assert out.energy_trace.shape == (4, 2) and len(out.temperatures) == 4
     assert len(out.trajectory) == 3 and out.samples.shape == (2, 1, 8, 8)
-    with pytest.raises(KeyError, match="unknown sampler preset"):
+    with pytest.raises(zoo.ConfigError, match="unknown sampler preset"):
         tiny.sample(2, preset="nope")
 
 
@@ -99,12 +99,17 @@ def test_list_shows_mdsm_entries_and_weights_status():
     for name in ("mdsm-mnist", "mdsm-fashion-mnist", "mdsm-cifar10", "mdsm-celeba"):
         assert rows[name]["family"] == "mdsm"
     assert rows["mdsm-cifar10"]["weights"].startswith("none")
+    assert not any(name.startswith("_") for name in rows)  # bases for `extends` are not entries
     assert rows["mdsm-mnist"]["weights"] == "mirror"
 
 
-def test_entry_without_weights_loads_random_with_loud_warning():
-    with pytest.warns(zoo.RandomWeightsWarning, match="NO published weights"):
-        m = zoo.load("mdsm-celeba")
+def test_entry_without_weights_is_an_error_unless_random_init_is_asked_for():
+    with pytest.raises(zoo.NoPretrainedWeightsError, match="no published weights") as err:
+        zoo.load("mdsm-cifar10")
+    assert "--data-dir" in str(err.value) and "pretrained=False" in str(err.value)
+    before = torch.random.get_rng_state()
+    m = zoo.load("mdsm-celeba", pretrained=False)
+    assert torch.equal(before, torch.random.get_rng_state())  # the caller's RNG is untouched
     assert m.input_shape == (3, 64, 64)
     assert sum(p.numel() for p in m.parameters()) > 60_000_000
 
@@ -113,6 +118,7 @@ def test_info_has_paper_numbers():
     info = zoo.info("mdsm-cifar10")
     assert info["reported"]["fid"]["value"] == 31.7 and info["reported"]["inception_score"]["value"] == 8.31
     assert info["recipe"]["objective"] == {"name": "mdsm", "sigma_min": 0.05, "sigma_max": 1.2, "spacing": "linear"}
+    assert set(info["sampler"]["presets"]) == {"paper", "fast", "lin", "langevin"}
     assert info["model"]["architecture"] == {"class": "MDSMResNet", "width": 128, "depth": 18}
 
 

@@ -28,8 +28,9 @@ def test_cifar_and_celeba_preprocessing(shared_data):
 
 
 def test_missing_dataset_says_where_it_looked(tmp_path, hub):
-    entry = zoo.get_entry("mdsm-mnist")
-    entry["data"]["hub_id"] = "nobody/missing-dataset"
+    from zoo.training.args import apply_overrides
+
+    entry = apply_overrides(zoo.get_entry("mdsm-mnist"), ["data.hub_id=nobody/missing-dataset"])
     with pytest.raises(zoo.DatasetNotFoundError, match="nobody/missing-dataset") as err:
         load_tensor(entry, "train", tmp_path)
     assert str(tmp_path) in str(err.value) and "--data-dir" in str(err.value)

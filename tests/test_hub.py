@@ -23,7 +23,8 @@ def publish(hub, repo_id: str, folder: Path):
 
 def test_save_load_is_bit_exact(saved):
     model, folder = saved
-    assert sorted(p.name for p in folder.iterdir()) == ["README.md", "config.json", "model.safetensors"]
+    assert sorted(p.name for p in folder.iterdir()) == ["README.md", "config.json", "model.safetensors", "sampler_config.json"]
+    assert all(p.stat().st_mode & 0o044 == 0o044 for p in folder.iterdir())  # readable by others (not 0600)
     loaded = zoo.EnergyModel.from_pretrained(folder)
     for (k, a), (_, b) in zip(model.state_dict().items(), loaded.state_dict().items()):
         assert torch.equal(a, b), k
@@ -44,14 +45,14 @@ def test_load_is_strict_about_missing_keys(saved):
     state = load_file(str(folder / "model.safetensors"))
     state.pop("head.lq.bias")
     save_file(state, str(folder / "model.safetensors"))
-    with pytest.raises(RuntimeError, match="Missing key"):
+    with pytest.raises(zoo.WeightsIntegrityError, match="Missing key"):
         zoo.EnergyModel.from_pretrained(folder)
 
 
 def test_corrupted_safetensors_file_gives_clear_error(saved):
     _, folder = saved
     (folder / "model.safetensors").write_bytes(b"not a safetensors file")
-    with pytest.raises(zoo.InputError, match="not a readable safetensors"):
+    with pytest.raises(zoo.WeightsIntegrityError, match="not a readable safetensors"):
         zoo.EnergyModel.from_pretrained(folder)
 
 
@@ -105,7 +106,7 @@ def test_push_to_hub_then_load(hub, saved):
     model, _ = saved
     url = model.push_to_hub("me/tiny-pushed", commit_message="test push")
     assert "me/tiny-pushed" in url
-    assert sorted(hub.repos["me/tiny-pushed"]) == ["README.md", "config.json", "model.safetensors"]
+    assert sorted(hub.repos["me/tiny-pushed"]) == ["README.md", "config.json", "model.safetensors", "sampler_config.json"]
     loaded = zoo.EnergyModel.from_pretrained("me/tiny-pushed")
     x = torch.rand(2, 1, 8, 8)
     assert torch.equal(model.energy(x), loaded.energy(x))

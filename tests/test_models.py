@@ -1,7 +1,9 @@
 import pytest
+
+import zoo
 import torch
 
-from zoo.models import MDSMResNet, MLPEnergy, build_network
+from zoo.energies import MDSMResNet, MLPEnergy, build_network
 
 
 def n_params(module):
@@ -37,7 +39,7 @@ def test_bad_architecture_arguments():
         MDSMResNet([1, 32, 32], depth=7)
     with pytest.raises(ValueError, match="divisible"):
         MDSMResNet([1, 30, 30])
-    with pytest.raises(KeyError, match="unknown architecture"):
+    with pytest.raises(zoo.ConfigError, match="unknown architecture"):
         build_network({"class": "Nope"}, [1, 8, 8])
 
 

@@ -1,4 +1,5 @@
 """The Accelerate recipe end to end on a tiny synthetic dataset in the Hub's parquet layout."""
+import dataclasses
 import json
 import os
 import subprocess
@@ -10,11 +11,14 @@ import torch
 from PIL import Image
 
 import zoo
-from conftest import REPO_ROOT
+from pathlib import Path
+
+import zoo.objectives
+from conftest import REPO_ROOT, tiny_model
 from zoo.training import main
 
 TINY = ["--set", "model.architecture.width=4", "--batch-size", "8", "--grid-n", "4", "--grid-preset", "short",
-        "--set", "model.sampler_presets.short={n_hold: 1, n_anneal: 2, n_final: 1}", "--log-every", "1"]
+        "--set", "sampler.presets.short={n_hold: 1, n_anneal: 2, n_final: 1}", "--log-every", "1"]
 
 
 @pytest.fixture
@@ -94,11 +98,129 @@ def test_two_process_ddp_training_keeps_processes_in_sync(tmp_path, synthetic_mn
     assert len(logs) == 4 and all(json.loads(line)["loss"] > 0 for line in logs)
 
 
-def test_bad_override_and_family_mismatch(tmp_path, synthetic_mnist):
-    with pytest.raises(SystemExit, match="KEY=VALUE"):
-        run(tmp_path / "x", synthetic_mnist, "--set", "nonsense")
-    with pytest.raises(SystemExit, match="not a section"):
-        run(tmp_path / "x", synthetic_mnist, "--set", "nosuch.key=1")
+@pytest.mark.parametrize("flags, message", [
+    (["--set", "nonsense"], "KEY=VALUE"),
+    (["--set", "nosuch.key=1"], "not a section"),
+    (["--set", "recipe.optimiser={name: adam}"], "unknown key"),
+    (["--set", "model.architecture.width=[1"], "not valid YAML"),
+    (["--grid-preset", "nope"], "not a sampler preset"),
+    (["--set", "recipe.objective={name: mdsm, sigma_minn: 0.1}"], "unknown option"),
+    (["--entry", "deen-mnist"], "use recipes/deen.py"),
+    (["--push-to-hub", "../../x"], "valid Hub repo id"),
+])
+def test_bad_flags_fail_before_step_one(tmp_path, synthetic_mnist, flags, message):
+    with pytest.raises(zoo.ZooError, match=message):
+        run(tmp_path / "x", synthetic_mnist, "--max-steps", "1", *flags)
+    assert not (tmp_path / "x").exists()
+
+
+@pytest.mark.parametrize("flag", ["--max-steps=0", "--lr=0", "--batch-size=0", "--keep-checkpoints=0", "--lr=-1",
+                                  "--grad-accum=-2", "--ema=1.5", "--time-limit=-1", "--checkpoint-every=0"])
+def test_out_of_range_numbers_are_refused_by_the_parser(tmp_path, synthetic_mnist, flag, capsys):
+    with pytest.raises(SystemExit):
+        run(tmp_path / "x", synthetic_mnist, flag)
+    err = capsys.readouterr().err
+    assert f"argument {flag.split('=')[0]}" in err and ("expected" in err or "EMA decay" in err)
+
+
+def test_recipe_prints_one_line_for_user_errors(tmp_path):
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
+    proc = subprocess.run([sys.executable, str(REPO_ROOT / "recipes" / "mdsm.py"), "--entry", "mdsm-mnst"], env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and proc.stderr.strip().count("\n") == 0, proc.stderr
+    assert "Did you mean: mdsm-mnist" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_resume_refuses_different_settings_and_finished_runs_are_left_alone(tmp_path, synthetic_mnist):
+    export = run(tmp_path / "r", synthetic_mnist, "--max-steps", "2", "--checkpoint-every", "2")
+    card = (export / "README.md").read_text()
+    assert "`MDSMResNet(width=4, depth=12)`" in card and "python recipes/mdsm.py" in card  # the actual config/command
+    with pytest.raises(zoo.ConfigError, match="max_steps: checkpoint 2 vs now 4.*init-from"):
+        run(tmp_path / "r", synthetic_mnist, "--max-steps", "4", "--resume", "latest")
+    with pytest.raises(zoo.ConfigError, match="width"):
+        run(tmp_path / "r", synthetic_mnist, "--max-steps", "2", "--resume", "latest", "--set", "model.architecture.width=8")
+    run(tmp_path / "r", synthetic_mnist, "--max-steps", "2", "--resume", "latest")  # finished: nothing to do
+    assert (export / "README.md").read_text() == card
+
+
+def test_metrics_are_not_repeated_after_a_resume(tmp_path, synthetic_mnist):
+    run(tmp_path / "m", synthetic_mnist, "--max-steps", "4", "--checkpoint-every", "2", "--time-limit", "0")
+    run(tmp_path / "m", synthetic_mnist, "--max-steps", "4", "--checkpoint-every", "2", "--resume", "latest")
+    steps = [json.loads(line)["step"] for line in (tmp_path / "m" / "metrics.jsonl").read_text().splitlines()]
+    assert steps == [1, 2, 3, 4]
+
+
+def test_non_finite_training_is_stopped_and_never_saved(tmp_path, synthetic_mnist):
+    with pytest.raises(zoo.TrainingDivergedError, match="step"):
+        run(tmp_path / "nan", synthetic_mnist, "--max-steps", "6", "--checkpoint-every", "3", "--lr", "1e30")
+    assert not (tmp_path / "nan" / "export").exists()
+    for ckpt in (tmp_path / "nan" / "checkpoints").glob("step_*"):  # whatever was saved is finite
+        from safetensors.torch import load_file
+
+        assert all(torch.isfinite(v).all() for v in load_file(str(ckpt / "model.safetensors")).values())
+    with pytest.raises(zoo.InputError, match="non-finite"):
+        model = tiny_model()
+        with torch.no_grad():
+            next(model.parameters()).fill_(float("nan"))
+        model.save_pretrained(tmp_path / "bad")
+
+
+def test_full_disk_during_a_checkpoint_says_so_and_leaves_nothing(tmp_path):
+    import errno
+
+    from zoo.training.checkpoint import save_checkpoint
+
+    class FullDisk:
+        is_main_process = True
+
+        def wait_for_everyone(self):
+            pass
+
+        def save_state(self, path):
+            Path(path).mkdir(parents=True)
+            (Path(path) / "model.safetensors").write_bytes(b"half")
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+    with pytest.raises(zoo.ZooError, match="step 7: the disk is full"):
+        save_checkpoint(FullDisk(), tmp_path / "ck", 7, 2, {})
+    assert list((tmp_path / "ck").iterdir()) == []
+
+
+@dataclasses.dataclass
+class CountingBuffer(zoo.objectives.MDSMObjective):
+    """An MDSM objective with replay-buffer-like state that changes the loss: resume must restore it exactly."""
+
+    def __post_init__(self):
+        self.buffer = torch.zeros(4)
+
+    def __call__(self, model, x, ctx):
+        out = super().__call__(model, x, ctx)
+        self.buffer = torch.roll(self.buffer, 1)
+        self.buffer[0] = torch.rand((), generator=ctx.generator, device=x.device).cpu() + ctx.step
+        out.loss = out.loss * (1 + 0.01 * self.buffer.sum())
+        return out
+
+    def state_dict(self):
+        return {"buffer": self.buffer.clone()}
+
+    def load_state_dict(self, state):
+        self.buffer = state["buffer"].clone()
+
+
+def test_objective_state_survives_checkpoint_and_resume_bit_exactly(tmp_path, synthetic_mnist):
+    zoo.objectives.register_objective("counting_buffer")(CountingBuffer)
+    spec = ["--set", "recipe.objective={name: counting_buffer, sigma_min: 0.1, sigma_max: 3.0, spacing: geometric}"]
+    straight = run(tmp_path / "a", synthetic_mnist, "--max-steps", "6", "--checkpoint-every", "3", *spec)
+    run(tmp_path / "b", synthetic_mnist, "--max-steps", "6", "--checkpoint-every", "3", "--time-limit", "0", *spec)
+    resumed = run(tmp_path / "b", synthetic_mnist, "--max-steps", "6", "--checkpoint-every", "3", "--resume", "latest", *spec)
+    a, b = weights(straight), weights(resumed)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    # without the restored buffer the resumed run differs (the state matters)
+    run(tmp_path / "c", synthetic_mnist, "--max-steps", "6", "--checkpoint-every", "3", "--time-limit", "0", *spec)
+    for f in (tmp_path / "c" / "checkpoints").glob("*/custom_checkpoint_1.pkl"):
+        f.unlink()
+    with pytest.raises(Exception):
+        run(tmp_path / "c", synthetic_mnist, "--max-steps", "6", "--checkpoint-every", "3", "--resume", "latest", *spec)
 
 
 def test_bf16_autocast_grad_accumulation_and_push_to_hub(tmp_path, synthetic_mnist, hub):
@@ -113,7 +235,7 @@ def test_bf16_autocast_grad_accumulation_and_push_to_hub(tmp_path, synthetic_mni
     assert len(logs) == 4 and all(np.isfinite(r["loss"]) for r in logs)
     stats = json.loads((tmp_path / "bf16" / "train_stats.json").read_text())
     assert stats["mixed precision"] == "bf16"
-    assert sorted(hub.repos["me/tiny-recipe"]) == ["README.md", "config.json", "model.safetensors"]
+    assert sorted(hub.repos["me/tiny-recipe"]) == ["README.md", "config.json", "model.safetensors", "sampler_config.json"]
     pushed = zoo.EnergyModel.from_pretrained("me/tiny-recipe")
     local = zoo.EnergyModel.from_pretrained(export)
     x = torch.rand(2, 1, 32, 32)
