@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import time
 import json
 import re
 import threading
@@ -19,6 +20,7 @@ class HubState:
     def __init__(self):
         self.repos: dict[str, dict[str, bytes]] = {}
         self.truncate: set[str] = set()
+        self.stall: float = 0.0  # seconds every request hangs before answering (a server that stops answering)
         self.requests: list[str] = []
 
     def commit(self, repo_id: str) -> str:
@@ -47,6 +49,7 @@ def make_handler(state: HubState):
 
         def _file(self, head: bool):
             state.requests.append(f"{self.command} {self.path}")
+            time.sleep(state.stall)
             m = resolve.match(self.path.split("?")[0])
             files = state.repos.get(m["repo"]) if m else None
             if not m or files is None or m["path"] not in files:
@@ -75,6 +78,7 @@ def make_handler(state: HubState):
 
         def do_POST(self):
             state.requests.append(f"POST {self.path}")
+            time.sleep(state.stall)
             body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
             path = self.path.split("?")[0]
             if path == "/api/repos/create":

@@ -10,7 +10,7 @@ def test_list_shows_entries_and_weights(capsys):
     out = capsys.readouterr().out
     for name in ("mdsm-mnist", "mdsm-fashion-mnist", "mdsm-cifar10", "mdsm-celeba"):
         assert name in out
-    assert "mirror" in out and "none (random init)" in out
+    assert "mirror" in out and "none (train it" in out
 
 
 def test_info_prints_entry(capsys):
@@ -54,3 +54,35 @@ def test_wrong_size_image_is_refused(tmp_path, capsys):
     assert main(["denoise", "mdsm-mnist-small", "--image", str(path), "-o", str(tmp_path / "d.png")]) == 2
     assert "larger than pad_to=32" in capsys.readouterr().err
     assert not (tmp_path / "d.png").exists()
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["sample", "mdsm-mnist-small", "-n", "1", "--device", "bogus", "-o", "x.png"], "unknown device"),
+    (["sample", "mdsm-mnist-small", "-n", "1", "-o", "/no/such/folder/x.png"], "does not exist"),
+    (["sample", "mdsm-cifar10", "-n", "1", "-o", "x.png"], "no published weights"),
+    (["sample", "mdsm-mnist-small", "-n", "0", "-o", "x.png"], "n must be an integer >= 1"),
+    (["sample", "mdsm-mnist-small", "-n", "1", "--preset", "nope", "-o", "x.png"], "unknown sampler preset"),
+    (["sample", "mdsm-mnist-small", "-n", "2", "--step-size", "1", "-o", "x.png"], "diverged"),
+    (["sample", "hf-hub:../../x", "-n", "1", "-o", "x.png"], "valid Hub repo id"),
+])
+def test_user_errors_are_one_line_and_exit_2(tmp_path, monkeypatch, capsys, argv, message):
+    monkeypatch.chdir(tmp_path)
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err and err.count("\n") == 1, err
+    assert not (tmp_path / "x.png").exists()
+
+
+def test_non_image_file_is_one_clear_error(tmp_path, capsys):
+    bad = tmp_path / "notes.png"
+    bad.write_text("not an image")
+    assert main(["denoise", "mdsm-mnist-small", "--image", str(bad), "-o", str(tmp_path / "d.png")]) == 2
+    assert "not a readable image" in capsys.readouterr().err
+
+
+def test_help_is_fast_because_torch_is_imported_lazily():
+    import subprocess
+    import sys
+
+    code = "import sys; import zoo.cli; assert 'torch' not in sys.modules, 'torch imported'"
+    subprocess.run([sys.executable, "-c", code], check=True)

@@ -125,3 +125,85 @@ def test_mirror_env_and_sha_check(tmp_path, saved, monkeypatch):
     with pytest.raises(zoo.WeightsIntegrityError, match="not the pinned version"):
         zoo.EnergyModel.from_pretrained("me/tiny", sha256={"model.safetensors": "f" * 64})
     assert (repo / "model.safetensors").exists()  # a user's mirror is never deleted
+
+
+def test_revision_is_honoured_when_the_mirror_holds_the_repo(hub):
+    """A mirror holds the pinned revision only: another revision goes to the Hub (here: not there -> clear error)."""
+    with pytest.raises(zoo.WeightsNotFoundError, match="mirrors hold only revision main: skipped"):
+        zoo.load("mdsm-mnist-small", revision="v0-does-not-exist")
+    assert any("/ebm-zoo/mdsm-mnist-small/resolve/v0-does-not-exist/" in r for r in hub.requests)
+
+
+def test_hf_hub_prefix_and_local_folder_load_in_one_line(hub, saved):
+    model, folder = saved
+    publish(hub, "me/tiny-prefixed", folder)
+    x = torch.rand(2, 1, 8, 8)
+    assert torch.equal(zoo.load("hf-hub:me/tiny-prefixed@main").energy(x), model.energy(x))
+    assert torch.equal(zoo.load(str(folder)).energy(x), model.energy(x))
+
+
+@pytest.mark.parametrize("bad", ["../../x", "a/../b", "hf-hub:../../etc"])
+def test_repo_ids_that_walk_out_of_the_mirror_are_refused(bad, tmp_path, monkeypatch):
+    (tmp_path / "x").mkdir()
+    (tmp_path / "x" / "config.json").write_text("{}")  # a target outside the mirror that must not be reached
+    monkeypatch.setenv("ZOO_HUB_MIRROR", str(tmp_path / "m" / "n"))
+    with pytest.raises(zoo.ConfigError, match="valid Hub repo id"):
+        zoo.load(bad) if bad.startswith("hf-hub:") else zoo.EnergyModel.from_pretrained(bad)
+
+
+def test_a_failed_load_leaves_other_downloads_alone(hub, saved):
+    from huggingface_hub import constants
+
+    _, folder = saved
+    publish(hub, "ebm-zoo/tiny-other", folder)
+    blobs = Path(constants.HF_HUB_CACHE) / "models--ebm-zoo--tiny-other" / "blobs"
+    blobs.mkdir(parents=True, exist_ok=True)
+    healthy = blobs / "0123abcd.5678.incomplete"  # another process's transfer in flight
+    healthy.write_bytes(b"partial")
+    hub.truncate.add("model.safetensors")
+    try:
+        with pytest.raises(zoo.WeightsNotFoundError):
+            zoo.EnergyModel.from_pretrained("ebm-zoo/tiny-other")
+    finally:
+        hub.truncate.discard("model.safetensors")
+    assert healthy.read_bytes() == b"partial"
+
+
+def test_a_server_that_stops_answering_gives_a_bounded_clear_error(hub, saved, monkeypatch):
+    import time
+
+    model, folder = saved
+    publish(hub, "ebm-zoo/tiny-stall", folder)
+    monkeypatch.setenv("ZOO_HUB_TIMEOUT", "1")
+    hub.stall = 4.0
+    try:
+        start = time.time()
+        with pytest.raises(zoo.WeightsNotFoundError, match="Timeout|timed out"):
+            zoo.EnergyModel.from_pretrained("ebm-zoo/tiny-stall")
+        with pytest.raises(zoo.HubError, match="Timeout|timed out"):
+            model.push_to_hub("me/tiny-stall-push")
+        assert time.time() - start < 60
+    finally:
+        hub.stall = 0.0
+
+
+def test_a_corrupt_unpinned_download_is_removed_from_the_cache(hub, saved):
+    _, folder = saved
+    publish(hub, "ebm-zoo/tiny-corrupt", folder)
+    hub.repos["ebm-zoo/tiny-corrupt"]["model.safetensors"] = b"garbage that is not safetensors"
+    with pytest.raises(zoo.WeightsIntegrityError, match="removed from the cache"):
+        zoo.EnergyModel.from_pretrained("ebm-zoo/tiny-corrupt")
+    from huggingface_hub import constants
+
+    blobs = Path(constants.HF_HUB_CACHE) / "models--ebm-zoo--tiny-corrupt" / "blobs"
+    assert not [p for p in blobs.iterdir() if p.read_bytes() == b"garbage that is not safetensors"]
+
+
+def test_malformed_config_json_is_one_clear_error(saved):
+    _, folder = saved
+    (folder / "config.json").write_text("{not json")
+    with pytest.raises(zoo.ConfigError, match="config.json is not a readable JSON"):
+        zoo.EnergyModel.from_pretrained(folder)
+    (folder / "config.json").write_text('{"input_shape": [1, 8, 8], "data_range": [0, 1], "sigma0": 0.1}')
+    with pytest.raises(zoo.ConfigError, match="architecture is missing"):
+        zoo.EnergyModel.from_pretrained(folder)

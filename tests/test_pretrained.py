@@ -12,7 +12,8 @@ TRAINED = ["mdsm-mnist-small", "mdsm-mnist", "mdsm-fashion-mnist"]
 def test_bundled_weights_load_verified(name):
     model = zoo.load(name)
     entry = zoo.get_entry(name)
-    assert model.config["architecture"] == entry["model"]["architecture"]
+    assert model.config == entry.config_json()
+    assert model.sampler_config == entry.sampler_config_json()
     assert model.dtype == torch.float32 and not any(p.requires_grad for p in model.parameters())
 
 
@@ -47,3 +48,18 @@ def test_test_digits_have_lower_energy_than_noise_and_other_data(shared_data):
     digits = load_tensor(zoo.get_entry("mdsm-mnist"), "test", shared_data)[:64]
     noise = 0.5 + torch.randn(64, 1, 32, 32, generator=torch.Generator().manual_seed(0))
     assert (model.energy(digits) < model.energy(noise)).all()
+
+
+@pytest.mark.parametrize("name", [r["name"] for r in zoo.list() if r["weights"] == "mirror"])
+def test_pinned_config_equals_the_mirror_file_and_the_card_is_generated(name):
+    import json
+
+    from zoo.cards import mirror_card
+    from zoo.hub import BUNDLED_MIRROR, sha256_file
+
+    entry = zoo.get_entry(name)
+    folder = BUNDLED_MIRROR / entry.weights.repo_id
+    assert json.loads((folder / "config.json").read_text()) == entry.config_json()
+    assert sha256_file(folder / "config.json") == entry.weights.sha256["config.json"]
+    assert json.loads((folder / "sampler_config.json").read_text()) == entry.sampler_config_json()
+    assert (folder / "README.md").read_text() == mirror_card(entry), "run `python -m zoo.cards` to regenerate"

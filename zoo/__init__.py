@@ -2,19 +2,27 @@
 
     import zoo
     zoo.list(); m = zoo.load("mdsm-mnist-small"); x = m.sample(16, seed=0)
-"""
-from .errors import (ChainDivergedError, ConfigError, DatasetNotFoundError, HubError, InputError, NoPretrainedWeightsError,
-                     TrainingDivergedError, UnknownEntryError, WeightsIntegrityError, WeightsNotFoundError, ZooError)
-from .loading import load
-from .model import EnergyModel, compose
-from .registry import get_entry, info, list_models
-from .sampling import SamplerOutput
 
-list = list_models  # noqa: A001  (zoo.list() as in timm.list_models)
+Names are imported lazily (PEP 562), so ``import zoo.cli`` / ``zoo --help`` do not pay for importing torch.
+"""
+import importlib
 
 __version__ = "0.2.0"
-__all__ = [
-    "ChainDivergedError", "ConfigError", "DatasetNotFoundError", "EnergyModel", "HubError", "InputError",
-    "NoPretrainedWeightsError", "SamplerOutput", "TrainingDivergedError", "UnknownEntryError", "WeightsIntegrityError",
-    "WeightsNotFoundError", "ZooError", "compose", "get_entry", "info", "list", "list_models", "load",
-]
+
+_EXPORTS = {
+    "load": "loading", "EnergyModel": "model", "compose": "model", "get_entry": "registry", "info": "registry",
+    "list_models": "registry", "list": "registry:list_models", "SamplerOutput": "sampling",
+    **{name: "errors" for name in (
+        "ChainDivergedError", "ConfigError", "DatasetNotFoundError", "HubError", "InputError", "NoPretrainedWeightsError",
+        "TrainingDivergedError", "UnknownEntryError", "WeightsIntegrityError", "WeightsNotFoundError", "ZooError")},
+}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'zoo' has no attribute {name!r}")
+    module, _, attr = _EXPORTS[name].partition(":")
+    value = getattr(importlib.import_module(f".{module}", __name__), attr or name)
+    globals()[name] = value
+    return value

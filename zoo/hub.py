@@ -25,7 +25,7 @@ import tempfile
 from pathlib import Path
 
 import torch
-from huggingface_hub import HfApi, hf_hub_download
+from huggingface_hub import HfApi, get_hf_file_metadata, hf_hub_download, hf_hub_url
 from huggingface_hub.errors import EntryNotFoundError, HFValidationError
 from huggingface_hub.utils import close_session, set_client_factory, validate_repo_id
 
@@ -148,6 +148,9 @@ def resolve_pretrained(
     folder = None
     try:
         with bounded_hub_calls() as seconds:
+            # one metadata request with our timeout first: hf_hub_download's own retries would wait minutes
+            # on a server that stopped answering
+            get_hf_file_metadata(hf_hub_url(repo_id, CONFIG_NAME, revision=revision), token=token, timeout=seconds)
             for filename in REPO_FILES:
                 try:
                     path = hf_hub_download(repo_id, filename, revision=revision, cache_dir=cache_dir, token=token,
