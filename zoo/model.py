@@ -18,6 +18,7 @@ from torch import nn
 
 from .energies import build_network
 from .errors import ConfigError, InputError
+from .hub import load_model, push_model, save_folder
 from .sampling import Clamp, SamplerOutput, build_sampler, energy_and_grad
 from .schema import parse_model_config
 
@@ -174,21 +175,15 @@ class EnergyModel(nn.Module):
     def save_pretrained(self, save_directory: str | os.PathLike, *, card: str | None = None,
                         dtype: torch.dtype | None = None) -> Path:
         """Write config.json, sampler_config.json, model.safetensors and README.md (each file atomically)."""
-        from .hub import save_folder
-
         return save_folder(self, save_directory, card=card, dtype=dtype)
 
     @classmethod
     def from_pretrained(cls, name_or_path: str | os.PathLike, **kwargs) -> "EnergyModel":
         """Load from a local folder, a mirror or the Hub (``zoo.hub.load_folder``); weights load strictly."""
-        from .hub import load_model
-
         return load_model(cls, name_or_path, **kwargs)
 
     def push_to_hub(self, repo_id: str, **kwargs) -> str:
         """Upload the Hub-layout files to ``repo_id`` with huggingface_hub (see ``zoo.hub.push_model``)."""
-        from .hub import push_model
-
         return push_model(self, repo_id, **kwargs)
 
 

@@ -7,18 +7,10 @@ from typing import Any
 
 import torch
 
-from ..errors import ConfigError
+from ..named import Registry
 
-OBJECTIVES: dict[str, type] = {}
-
-
-def register_objective(name: str):
-    """Class decorator: an objective usable from any entry as ``recipe.objective: {name: ..., **options}``."""
-    def wrap(cls):
-        OBJECTIVES[name] = cls
-        cls.objective_name = name
-        return cls
-    return wrap
+OBJECTIVES = Registry("objective")
+register_objective = OBJECTIVES.register  # an objective usable as ``recipe.objective: {name: ..., **options}``
 
 
 @dataclass
@@ -52,16 +44,11 @@ class Objective:
 
 
 def build_objective(spec: dict, sigma0: float) -> Objective:
-    """The objective named in an entry's ``recipe.objective`` block; options not known to it are rejected."""
-    spec = dict(spec)
-    name = spec.pop("name", None)
-    if name not in OBJECTIVES:
-        raise ConfigError(f"unknown objective {name!r}; known: {sorted(OBJECTIVES)}")
-    cls = OBJECTIVES[name]
-    known = {f.name for f in dataclasses.fields(cls)} if dataclasses.is_dataclass(cls) else set()
-    unknown = set(spec) - known
-    if unknown:
-        raise ConfigError(f"recipe.objective: unknown option(s) {sorted(unknown)} for {name!r}; known: {sorted(known)}")
-    if "sigma0" in known and "sigma0" not in spec:
-        spec["sigma0"] = sigma0
-    return cls(**spec)
+    """The objective named in an entry's ``recipe.objective`` block; objectives with a ``sigma0`` field default to the
+    model's sigma0."""
+    options = dict(spec)
+    name = options.pop("name", None)
+    cls = OBJECTIVES.get(name)
+    if dataclasses.is_dataclass(cls) and "sigma0" in {f.name for f in dataclasses.fields(cls)}:
+        options.setdefault("sigma0", sigma0)
+    return OBJECTIVES.build(name, **options)

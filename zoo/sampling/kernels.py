@@ -18,27 +18,15 @@ from typing import Callable
 import torch
 
 from ..errors import ConfigError
+from ..named import Registry
 
 EnergyFn = Callable[[torch.Tensor], torch.Tensor]
-KERNELS: dict[str, type] = {}
-
-
-def register_kernel(name: str):
-    """Class decorator: make a kernel available by name (score_sde's ``register_predictor`` idea)."""
-    def wrap(cls):
-        KERNELS[name] = cls
-        cls.kernel_name = name
-        return cls
-    return wrap
+KERNELS = Registry("sampling kernel")
+register_kernel = KERNELS.register
 
 
 def build_kernel(name: str, **options):
-    if name not in KERNELS:
-        raise ConfigError(f"unknown sampling kernel {name!r}; known: {sorted(KERNELS)}")
-    try:
-        return KERNELS[name](**options)
-    except TypeError as err:
-        raise ConfigError(f"bad options {options} for kernel {name!r}: {err}") from None
+    return KERNELS.build(name, **options)
 
 
 @dataclass(frozen=True)

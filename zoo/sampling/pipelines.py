@@ -7,39 +7,24 @@ Langevin, eq. 8) over the temperature schedule, then one denoising jump x - sigm
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 
 import torch
 
 from ..errors import ConfigError
+from ..named import Registry
 from .chain import Clamp, SamplerOutput, run_chain
 from .kernels import EnergyFn, StepParams, build_kernel, energy_and_grad
 from .schedules import temperature_schedule
 
-SAMPLERS: dict[str, type] = {}
-
-
-def register_sampler(name: str):
-    """Class decorator: make a sampler available by name for any entry or user (``sampler_config.json``)."""
-    def wrap(cls):
-        SAMPLERS[name] = cls
-        cls.sampler_name = name
-        return cls
-    return wrap
+SAMPLERS = Registry("sampler")
+register_sampler = SAMPLERS.register
 
 
 def build_sampler(config: dict):
     """Build a sampler from ``{"name": ..., **options}``; unknown names or options raise ConfigError."""
     config = dict(config)
-    name = config.pop("name", "annealed_langevin")
-    if name not in SAMPLERS:
-        raise ConfigError(f"unknown sampler {name!r}; known: {sorted(SAMPLERS)}")
-    cls = SAMPLERS[name]
-    known = {f.name for f in fields(cls)}
-    unknown = set(config) - known
-    if unknown:
-        raise ConfigError(f"unknown sampler option(s) {sorted(unknown)} for {name!r}; known: {sorted(known)}")
-    return cls(**config)
+    return SAMPLERS.build(config.pop("name", "annealed_langevin"), **config)
 
 
 def denoise_jump(energy_fn: EnergyFn, x: torch.Tensor, sigma: float) -> torch.Tensor:
@@ -79,7 +64,7 @@ class AnnealedLangevinSampler:
                                            self.n_steps, self.temperature)
 
     def to_config(self) -> dict:
-        return {"name": self.sampler_name, **asdict(self)}
+        return {"name": self.registered_name, **asdict(self)}
 
     def temperatures(self) -> torch.Tensor:
         return self._temps

@@ -15,51 +15,28 @@ from ..registry import get_entry
 from ..schema import Entry, parse_entry
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {value}")
-    return value
+def _number(kind: type, minimum: float, strict: bool, below: float | None = None):
+    """An argparse type: ``kind`` (int or float) >= minimum (> if strict) and < below when given."""
+    bound = f"{'>' if strict else '>='} {minimum:g}" + (f" and < {below:g}" if below is not None else "")
+    noun = "an integer" if kind is int else "a number"
+
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            value = None
+        ok = value is not None and (value > minimum if strict else value >= minimum) and (below is None or value < below)
+        if not ok:
+            raise argparse.ArgumentTypeError(f"expected {noun} {bound}, got {text!r}")
+        return value
+    return parse
 
 
-def _non_negative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {value}")
-    return value
-
-
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number > 0, got {text!r}") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"expected a number > 0, got {value}")
-    return value
-
-
-def _non_negative_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}") from None
-    if not value >= 0:
-        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {value}")
-    return value
-
-
-def _decay(text: str) -> float:
-    value = _non_negative_float(text)
-    if value >= 1:
-        raise argparse.ArgumentTypeError(f"EMA decay must be in [0, 1), got {value}")
-    return value
+_positive_int = _number(int, 0, strict=True)
+_non_negative_int = _number(int, 0, strict=False)
+_positive_float = _number(float, 0, strict=True)
+_non_negative_float = _number(float, 0, strict=False)
+_decay = _number(float, 0, strict=False, below=1)
 
 
 def build_parser(family: str) -> argparse.ArgumentParser:
@@ -78,7 +55,7 @@ def build_parser(family: str) -> argparse.ArgumentParser:
     p.add_argument("--mixed-precision", default=None, choices=["no", "fp16", "bf16"],
                    help="default: accelerate config; bf16 recommended (fp16 can underflow grad E)")
     p.add_argument("--grad-accum", type=_positive_int, default=1)
-    p.add_argument("--ema", type=_decay, default=0.0, help="EMA decay (timm ModelEmaV3); 0 = off. Export uses EMA weights if on")
+    p.add_argument("--ema", type=_decay, default=0.0, help="EMA decay in [0, 1) (timm ModelEmaV3); 0 = off. Export uses EMA weights if on")
     p.add_argument("--channels-last", action="store_true", help="channels_last memory format (faster convs on GPU)")
     p.add_argument("--time-limit", type=_non_negative_float, default=None, metavar="SECONDS",
                    help="stop early (checkpoint + export) once this much wall time has passed")

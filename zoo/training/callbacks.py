@@ -10,12 +10,12 @@ import torch
 
 
 class MetricsLog:
-    """``metrics.jsonl``: one record per log step. On resume at step s, records after s are dropped first (they
-    belong to the part of the interrupted run that the resume replays)."""
+    """``metrics.jsonl``: one record per log step. A fresh run starts it empty; on resume at step s, records after s
+    are dropped first (they belong to the part of the interrupted run that the resume replays)."""
 
     def __init__(self, path: Path, resumed_at: int, enabled: bool):
         self.path, self.enabled = path, enabled
-        if enabled and resumed_at >= 0 and path.is_file():
+        if enabled and path.is_file():
             keep = [line for line in path.read_text().splitlines() if line and json.loads(line)["step"] <= resumed_at]
             tmp = path.with_suffix(".tmp")
             tmp.write_text("".join(line + "\n" for line in keep))

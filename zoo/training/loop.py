@@ -89,6 +89,42 @@ def train_step(net, optimizer, objective, data, batch_idx, args, step, accelerat
     return result, x, gen
 
 
+def _log_step(accelerator, net, optimizer, result, x, gen, bad_loss_step, step: int, steps_per_s: float) -> dict:
+    """At a log step: stop on a non-finite loss or weights (naming the step), then the logged record (the objective's
+    logs averaged over processes, E of the last batch and of noise)."""
+    if int(bad_loss_step.item()) >= 0:
+        raise TrainingDivergedError(f"training diverged: the loss became non-finite at step {int(bad_loss_step)}; "
+                                    f"nothing after the last good checkpoint was saved. Lower --lr.")
+    unwrapped = accelerator.unwrap_model(net)
+    check_finite(unwrapped, step)
+    with torch.no_grad():
+        noise = 0.5 + torch.randn(x.shape, generator=gen, device=x.device)
+        e_data, e_noise = unwrapped(x).mean(), unwrapped(noise).mean()
+    logs = {k: accelerator.reduce(v.float(), "mean").item() for k, v in result.logs.items()}
+    logs.update(step=step, lr=optimizer.param_groups[0]["lr"], E_data=e_data.item(), E_noise=e_noise.item(),
+                steps_per_s=steps_per_s)
+    return logs
+
+
+def _export(accelerator, final_net, args, out: Path, step: int, first_step: int, wall: float, last_logs: dict) -> Path:
+    """The run's stats (with a per-process parameter checksum: DDP must keep them equal) and the export."""
+    checksum = torch.stack([p.detach().double().sum() for p in final_net.parameters()]).sum()
+    checksums = accelerator.gather(checksum.reshape(1).to(accelerator.device)).tolist()
+    if accelerator.is_main_process:
+        stats = {"steps": step, "planned steps (cosine schedule length)": args.max_steps,
+                 "steps this run": step - first_step, "wall time this run (s)": f"{wall:.0f}",
+                 "hardware": _hardware(accelerator), "processes": accelerator.num_processes,
+                 "parameter checksum per process": checksums, "global batch": args.batch_size,
+                 "mixed precision": accelerator.mixed_precision, "EMA decay": args.ema or "off",
+                 "initialised from": args.init_from or "random init"}
+        if last_logs:
+            stats["final normalised loss"] = f"{last_logs['loss']:.5g}"
+            stats["final E(data) / E(noise)"] = f"{last_logs['E_data']:.4g} / {last_logs['E_noise']:.4g}"
+        export_run(final_net, args, stats, out)
+        accelerator.print(f"exported {out / 'export'}")
+    return out / "export"
+
+
 def train(args) -> Path:
     from accelerate import Accelerator
     from accelerate.utils import set_seed
@@ -135,9 +171,7 @@ def train(args) -> Path:
         accelerator.print(f"resumed from {resume_from} at step {step}")
     if accelerator.is_main_process:
         out.mkdir(parents=True, exist_ok=True)
-    log = MetricsLog(out / "metrics.jsonl", step if resume_from else -1, accelerator.is_main_process)
-    if not resume_from and accelerator.is_main_process and log.path.is_file():
-        log.path.unlink()
+    log = MetricsLog(out / "metrics.jsonl", step, accelerator.is_main_process)
 
     order = BatchOrder(len(data), args.batch_size, args.seed)
     start, first_step, last_logs = time.time(), step, {}
@@ -158,20 +192,10 @@ def train(args) -> Path:
             torch.tensor([time.time() - start > args.time_limit], device=accelerator.device)).any().item()
         checkpoint_now = step % args.checkpoint_every == 0 or step == args.max_steps or out_of_time
         if step % args.log_every == 0 or checkpoint_now:
-            if int(bad_loss_step.item()) >= 0:
-                raise TrainingDivergedError(f"training diverged: the loss became non-finite at step {int(bad_loss_step)}; "
-                                            f"nothing after the last good checkpoint was saved. Lower --lr.")
-            check_finite(accelerator.unwrap_model(net), step)
-            unwrapped = accelerator.unwrap_model(net)
-            with torch.no_grad():
-                noise = 0.5 + torch.randn(x.shape, generator=gen, device=x.device)
-                e_data, e_noise = unwrapped(x).mean(), unwrapped(noise).mean()
-            logs = {k: accelerator.reduce(v.float(), "mean").item() for k, v in result.logs.items()}
-            logs.update(step=step, lr=optimizer.param_groups[0]["lr"], E_data=e_data.item(), E_noise=e_noise.item(),
-                        steps_per_s=(step - first_step) / (time.time() - start))
-            last_logs = logs
-            bar.set_postfix(loss=f"{logs['loss']:.4g}", E_data=f"{logs['E_data']:.3g}", E_noise=f"{logs['E_noise']:.3g}")
-            log.write(logs)
+            last_logs = _log_step(accelerator, net, optimizer, result, x, gen, bad_loss_step, step,
+                                  (step - first_step) / (time.time() - start))
+            bar.set_postfix(loss=f"{last_logs['loss']:.4g}", E_data=f"{last_logs['E_data']:.3g}")
+            log.write(last_logs)
         if out_of_time:
             accelerator.print(f"--time-limit {args.time_limit:.0f}s reached at step {step} of {args.max_steps}: stopping")
         if checkpoint_now:
@@ -186,23 +210,8 @@ def train(args) -> Path:
         if out_of_time:
             break
     bar.close()
-    wall = time.time() - start
-    # every process must hold the same weights after DDP training
-    checksum = torch.stack([p.detach().double().sum() for p in accelerator.unwrap_model(net).parameters()]).sum()
-    checksums = accelerator.gather(checksum.reshape(1)).tolist()
-    export = out / "export"
-    if accelerator.is_main_process:
-        final_net = ema.module if ema is not None else accelerator.unwrap_model(net)
-        stats = {"steps": step, "planned steps (cosine schedule length)": args.max_steps,
-                 "steps this run": step - first_step, "wall time this run (s)": f"{wall:.0f}",
-                 "hardware": _hardware(accelerator), "processes": world, "parameter checksum per process": checksums,
-                 "global batch": args.batch_size, "mixed precision": accelerator.mixed_precision,
-                 "EMA decay": args.ema or "off", "initialised from": args.init_from or "random init"}
-        if last_logs:
-            stats["final normalised loss"] = f"{last_logs['loss']:.5g}"
-            stats["final E(data) / E(noise)"] = f"{last_logs['E_data']:.4g} / {last_logs['E_noise']:.4g}"
-        export_run(final_net, args, stats, out)
-        accelerator.print(f"exported {export}")
+    final_net = ema.module if ema is not None else accelerator.unwrap_model(net)
+    export = _export(accelerator, final_net, args, out, step, first_step, time.time() - start, last_logs)
     accelerator.wait_for_everyone()
     accelerator.end_training()
     return export
