@@ -201,6 +201,11 @@ def test_a_corrupt_unpinned_download_is_removed_from_the_cache(hub, saved):
 
 def test_malformed_config_json_is_one_clear_error(saved):
     _, folder = saved
+    good = (folder / "sampler_config.json").read_text()
+    (folder / "sampler_config.json").write_text('{"presets": {}}')
+    with pytest.raises(zoo.ConfigError, match=r"sampler_config.json.default is missing"):
+        zoo.EnergyModel.from_pretrained(folder)
+    (folder / "sampler_config.json").write_text(good)
     (folder / "config.json").write_text("{not json")
     with pytest.raises(zoo.ConfigError, match="config.json is not a readable JSON"):
         zoo.EnergyModel.from_pretrained(folder)

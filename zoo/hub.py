@@ -30,7 +30,7 @@ from huggingface_hub.errors import EntryNotFoundError, HFValidationError
 from huggingface_hub.utils import close_session, set_client_factory, validate_repo_id
 
 from .errors import ConfigError, HubError, InputError, WeightsIntegrityError, WeightsNotFoundError
-from .schema import parse_model_config, read_json
+from .schema import SamplerSpec, build, parse_model_config, read_json
 
 CONFIG_NAME = "config.json"
 SAMPLER_CONFIG_NAME = "sampler_config.json"
@@ -225,8 +225,8 @@ def load_model(cls, name_or_path, *, revision: str | None = None, sha256: dict[s
     parse_model_config(config, str(folder / CONFIG_NAME))
     sampler_file = folder / SAMPLER_CONFIG_NAME
     sampler_config = read_json(sampler_file) if sampler_file.is_file() else legacy_sampler
-    if sampler_config is not None and not isinstance(sampler_config.get("default") if isinstance(sampler_config, dict) else None, dict):
-        raise ConfigError(f"{sampler_file} must hold {{'default': {{...}}, 'presets': {{...}}}}")
+    if sampler_config is not None:
+        build(SamplerSpec, sampler_config, str(sampler_file))
     model = cls(config, sampler_config=sampler_config)
     try:
         state = load_file(str(folder / WEIGHTS_NAME))

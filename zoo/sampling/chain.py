@@ -33,13 +33,12 @@ class Clamp:
     """Inpainting constraint (MDSM Sec. 4): pixels where ``mask`` is True keep the ``known`` values; at temperature T
     the energy sees them with noise of std ``noise_scale * sqrt(T)`` and they are never updated."""
 
-    mask: torch.Tensor  # bool, broadcastable to x
+    mask: torch.Tensor  # bool, the shape of known
     known: torch.Tensor
     noise_scale: float
 
     def rows(self, sl: slice) -> "Clamp":
-        mask = self.mask[sl] if self.mask.shape[0] == self.known.shape[0] else self.mask
-        return Clamp(mask, self.known[sl], self.noise_scale)
+        return Clamp(self.mask[sl], self.known[sl], self.noise_scale)
 
     def draw(self, temperature: float, generator) -> torch.Tensor:
         """The known pixels as the energy sees them at this temperature."""

@@ -11,6 +11,7 @@ import os
 import platform
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import torch
@@ -125,31 +126,12 @@ def _export(accelerator, final_net, args, out: Path, step: int, first_step: int,
     return out / "export"
 
 
-def train(args) -> Path:
-    from accelerate import Accelerator
-    from accelerate.utils import set_seed
+def _prepare(accelerator, args):
+    """Data on the device, the network (random or --init-from), optimizer + schedule, objective and EMA, all
+    registered for checkpointing in a fixed order."""
     from timm.utils import ModelEmaV3
 
     entry = args.entry_spec
-    out = Path(args.output_dir or Path("runs") / entry.name)
-    ckpt_dir = out / "checkpoints"
-    accelerator = Accelerator(mixed_precision=args.mixed_precision, gradient_accumulation_steps=args.grad_accum)
-    world = accelerator.num_processes
-    micro_batch = args.batch_size // (world * args.grad_accum)
-    if micro_batch * world * args.grad_accum != args.batch_size:
-        raise ZooError(f"batch {args.batch_size} is not divisible by processes x grad-accum = {world * args.grad_accum}")
-    set_seed(args.seed)
-    if accelerator.device.type == "cuda":
-        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
-        torch.backends.cudnn.benchmark = True
-    settings = run_settings(args)
-    resume_from = find_resume(args.resume, ckpt_dir)
-    step = check_settings(resume_from, settings) if resume_from else 0
-    if resume_from and step >= args.max_steps:
-        accelerator.print(f"{resume_from} is already at step {step} of {args.max_steps}: nothing to train; the export "
-                          f"in {out / 'export'} is left as it is.")
-        return out / "export"
-
     with accelerator.main_process_first():
         data = load_tensor(entry, "train", args.data_dir, limit=args.limit_data).to(accelerator.device)
     memory_format = torch.channels_last if args.channels_last else torch.contiguous_format
@@ -166,6 +148,37 @@ def train(args) -> Path:
     if args.ema > 0:
         ema = ModelEmaV3(accelerator.unwrap_model(net), decay=args.ema)
         accelerator.register_for_checkpointing(ema)
+    return data, net, optimizer, scheduler, objective, ema, memory_format
+
+
+def train(args) -> Path:
+    from accelerate import Accelerator
+    from accelerate.utils import set_seed
+
+    entry = args.entry_spec
+    out = Path(args.output_dir or Path("runs") / entry.name)
+    ckpt_dir = out / "checkpoints"
+    accelerator = Accelerator(mixed_precision=args.mixed_precision, gradient_accumulation_steps=args.grad_accum)
+    world = accelerator.num_processes
+    micro_batch = args.batch_size // (world * args.grad_accum)
+    if micro_batch * world * args.grad_accum != args.batch_size:
+        raise ZooError(f"batch {args.batch_size} is not divisible by processes x grad-accum = {world * args.grad_accum}")
+    set_seed(args.seed)
+    # DDP compares each grad's strides with its bucket's; double backprop gives the head's [1, F] weight grads strides
+    # (1, 1) instead of (F, 1): the same memory layout (a size-1 dim), so the warning is a false alarm here.
+    warnings.filterwarnings("ignore", message="Grad strides do not match bucket view strides")
+    if accelerator.device.type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
+        torch.backends.cudnn.benchmark = True
+    settings = run_settings(args)
+    resume_from = find_resume(args.resume, ckpt_dir)
+    step = check_settings(resume_from, settings) if resume_from else 0
+    if resume_from and step >= args.max_steps:
+        accelerator.print(f"{resume_from} is already at step {step} of {args.max_steps}: nothing to train; the export "
+                          f"in {out / 'export'} is left as it is.")
+        return out / "export"
+
+    data, net, optimizer, scheduler, objective, ema, memory_format = _prepare(accelerator, args)
     if resume_from:
         accelerator.load_state(str(resume_from))
         accelerator.print(f"resumed from {resume_from} at step {step}")
