@@ -60,6 +60,19 @@ def _mirror_files(data, split: str, data_dir: str | os.PathLike | None) -> tuple
     return [], looked
 
 
+def _probe_hub(hub_id: str) -> None:
+    """One bounded request for the dataset's card, so that an unreachable Hub fails in seconds instead of through
+    ``datasets``' retries. Skipped with ``HF_HUB_OFFLINE=1`` (``datasets`` then uses its cache)."""
+    from huggingface_hub import constants, get_hf_file_metadata, hf_hub_url
+
+    from .hub import bounded_hub_calls
+
+    if constants.is_offline_mode():
+        return
+    with bounded_hub_calls() as seconds:
+        get_hf_file_metadata(hf_hub_url(hub_id, "README.md", repo_type="dataset"), timeout=seconds)
+
+
 def load_split(data, split: str = "train", data_dir: str | os.PathLike | None = None):
     """A ``datasets.Dataset`` for one split: local parquet mirror first, else the Hub."""
     import datasets
@@ -71,13 +84,15 @@ def load_split(data, split: str = "train", data_dir: str | os.PathLike | None = 
     if files:
         return datasets.load_dataset("parquet", data_files={hub_split: files}, split=hub_split)
     try:
+        _probe_hub(data.hub_id)
         return datasets.load_dataset(data.hub_id, data.config, split=hub_split)
     except Exception as err:
         raise DatasetNotFoundError(
             f"dataset {data.hub_id!r} split {hub_split!r} not found. Looked in the local mirror "
             f"{looked or '(no --data-dir given and $' + DATA_ENV + ' unset)'} and on the Hub "
             f"({type(err).__name__}: {err}). Pass --data-dir / data_dir= or set ${DATA_ENV} to a folder with the "
-            f"Hub repo layout <hub_id>/<config>/<split>-*.parquet."
+            f"Hub repo layout <hub_id>/<config>/<split>-*.parquet (e.g. ../shared/datasets), or HF_HUB_OFFLINE=1 "
+            f"to use a copy in the datasets cache."
         ) from err
 
 

@@ -65,7 +65,8 @@ def build_parser(family: str) -> argparse.ArgumentParser:
     p.add_argument("--log-every", type=_positive_int, default=100)
     p.add_argument("--grid-preset", default=None, help="sampler preset of the sample grid at each checkpoint "
                    "(default: the entry's recipe.grid_preset)")
-    p.add_argument("--grid-n", type=_non_negative_int, default=64, help="samples in the grid at each checkpoint (0 = none)")
+    p.add_argument("--grid-n", type=_non_negative_int, default=None,
+                   help="samples in the grid at each checkpoint (0 = none; default 64 on a GPU, 16 on a CPU)")
     p.add_argument("--limit-data", type=_positive_int, default=None, help="use only the first N training images")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override an entry field, e.g. --set model.architecture.width=8 (value parsed as YAML)")

@@ -186,6 +186,7 @@ def train(args) -> Path:
         out.mkdir(parents=True, exist_ok=True)
     log = MetricsLog(out / "metrics.jsonl", step, accelerator.is_main_process)
 
+    grid_n = args.grid_n if args.grid_n is not None else (64 if accelerator.device.type == "cuda" else 16)
     order = BatchOrder(len(data), args.batch_size, args.seed)
     start, first_step, last_logs = time.time(), step, {}
     bad_loss_step = torch.full((), -1, dtype=torch.long, device=accelerator.device)
@@ -215,10 +216,10 @@ def train(args) -> Path:
             if ema is not None:
                 check_finite(ema.module, step)
             save_checkpoint(accelerator, ckpt_dir, step, args.keep_checkpoints, settings)
-            if accelerator.is_main_process and args.grid_n > 0 and len(entry.model.input_shape) == 3:
+            if accelerator.is_main_process and grid_n > 0 and len(entry.model.input_shape) == 3:
                 grid_net = ema.module if ema is not None else accelerator.unwrap_model(net)
                 grid_model = EnergyModel(entry.config_json(), grid_net, entry.sampler_config_json())
-                save_sample_grid(grid_model, out / "samples" / f"step_{step:08d}.png", args.grid_n, args.grid_preset,
+                save_sample_grid(grid_model, out / "samples" / f"step_{step:08d}.png", grid_n, args.grid_preset,
                                  args.seed)
         if out_of_time:
             break
