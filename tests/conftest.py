@@ -41,6 +41,27 @@ def shared_data() -> Path:
     return SHARED_DATA
 
 
+@pytest.fixture
+def synthetic_mnist(tmp_path, monkeypatch):
+    """64 synthetic 28x28 'digits' (a bar at one of 4 places) as ylecun/mnist/mnist/train-*.parquet; private cache."""
+    import datasets
+    import numpy as np
+    from PIL import Image
+
+    images = []
+    for i in range(64):
+        a = np.zeros((28, 28), np.uint8)
+        a[4 + 5 * (i % 4): 8 + 5 * (i % 4), 6:22] = 255
+        images.append(Image.fromarray(a, mode="L"))
+    folder = tmp_path / "data" / "ylecun" / "mnist" / "mnist"
+    folder.mkdir(parents=True)
+    ds = datasets.Dataset.from_dict({"image": images, "label": [0] * 64},
+                                    features=datasets.Features({"image": datasets.Image(), "label": datasets.Value("int64")}))
+    ds.to_parquet(str(folder / "train-00000-of-00001.parquet"))
+    monkeypatch.setenv("ZOO_DATA_CACHE", str(tmp_path / "cache"))
+    return tmp_path / "data"
+
+
 def tiny_config(width: int = 4, shape=(1, 8, 8), depth: int = 12) -> dict:
     """config.json of a tiny MDSM ResNet, fast on a CPU."""
     return {"entry": "tiny", "family": "mdsm", "input_shape": list(shape), "data_range": [0.0, 1.0], "sigma0": 0.1,

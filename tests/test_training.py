@@ -21,25 +21,6 @@ TINY = ["--set", "model.architecture.width=4", "--batch-size", "8", "--grid-n", 
         "--set", "sampler.presets.short={n_hold: 1, n_anneal: 2, n_final: 1}", "--log-every", "1"]
 
 
-@pytest.fixture
-def synthetic_mnist(tmp_path, monkeypatch):
-    """64 synthetic 28x28 'digits' (a bar at one of 4 places) as ylecun/mnist/mnist/train-*.parquet; private cache."""
-    import datasets
-
-    images = []
-    for i in range(64):
-        a = np.zeros((28, 28), np.uint8)
-        a[4 + 5 * (i % 4): 8 + 5 * (i % 4), 6:22] = 255
-        images.append(Image.fromarray(a, mode="L"))
-    folder = tmp_path / "data" / "ylecun" / "mnist" / "mnist"
-    folder.mkdir(parents=True)
-    ds = datasets.Dataset.from_dict({"image": images, "label": [0] * 64},
-                                    features=datasets.Features({"image": datasets.Image(), "label": datasets.Value("int64")}))
-    ds.to_parquet(str(folder / "train-00000-of-00001.parquet"))
-    monkeypatch.setenv("ZOO_DATA_CACHE", str(tmp_path / "cache"))
-    return tmp_path / "data"
-
-
 def run(out, data_dir, *extra):
     return main("mdsm", ["--entry", "mdsm-mnist", "--data-dir", str(data_dir), "--output-dir", str(out), *TINY, *extra])
 

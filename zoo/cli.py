@@ -163,6 +163,50 @@ def cmd_parzen(args) -> None:
     print(f"best sigma: {best:g}")
 
 
+def _ood_inputs(source: str, model, in_test, args):
+    """OOD images: noise:gaussian, noise:uniform, interp (mixes of two in-distribution test images, as the
+    Denoising-EBM paper), or another zoo entry's test split brought to this model's shape and range."""
+    import torch
+
+    from zoo.data import load_tensor
+    from zoo.metrics import to_shape
+    from zoo.registry import get_entry
+
+    g = torch.Generator().manual_seed(args.seed)
+    lo, hi = model.data_range
+    n = len(in_test)
+    if source == "noise:gaussian":
+        return ((lo + hi) / 2 + (hi - lo) / 4 * torch.randn(n, *model.input_shape, generator=g)).clamp(lo, hi)
+    if source == "noise:uniform":
+        return lo + (hi - lo) * torch.rand(n, *model.input_shape, generator=g)
+    if source == "interp":
+        return 0.5 * in_test + 0.5 * in_test[torch.randperm(n, generator=g)]
+    other = get_entry(source)
+    split = "test" if "test" in other.data.splits else "train"
+    x = load_tensor(other, split, args.data_dir, limit=n)
+    return to_shape(x, other.model.data_range, model.input_shape, model.data_range)
+
+
+def cmd_ood(args) -> None:
+    """AUROC of -E(x): the entry's test split (in-distribution) against each OOD source."""
+    from zoo.data import load_tensor
+    from zoo.errors import InputError
+    from zoo.metrics import ood_auroc
+    from zoo.registry import get_entry
+
+    model = _load_model(args)
+    entry = get_entry(model.config.get("entry", args.name))  # a folder or hf-hub: repo names its entry in config.json
+    split = "test" if "test" in entry.data.splits else "train"
+    in_test = load_tensor(entry, split, args.data_dir, limit=args.n)
+    if len(in_test) < 2:
+        raise InputError(f"the {split!r} split of {args.name} has fewer than 2 images")
+    print(f"OOD detection with -E(x) of {args.name} ({len(in_test)} {split} images in-distribution)")
+    print("| OOD source | AUROC |\n|---|---|")
+    for source in args.ood:
+        ood = _ood_inputs(source, model, in_test, args).to(model.device, model.dtype)
+        print(f"| {source} | {ood_auroc(model.energy, in_test.to(model.device, model.dtype), ood):.4f} |")
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="zoo", description="ebm-zoo: pretrained energy-based models",
                                 epilog="examples: zoo list; zoo sample mdsm-mnist-small -n 16 -o grid.png; zoo info mdsm-mnist")
@@ -209,6 +253,19 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--mask", default="left", choices=MASKS, help="the region to fill")
     s.add_argument("--preset", default=None, help="sampler preset (e.g. fast)")
     s.set_defaults(func=cmd_inpaint)
+    s = sub.add_parser("ood", help="OOD detection: AUROC of -E(x), the entry's test images vs other sources",
+                       epilog="example: zoo ood denoising-ebm-mnist --data-dir ../shared/datasets "
+                              "--ood denoising-ebm-fashion-mnist noise:uniform interp")
+    s.add_argument("name", help="registry entry (its test split is the in-distribution data)")
+    s.add_argument("--ood", nargs="+", required=True,
+                   help="OOD sources: another entry's name (its test images), noise:gaussian, noise:uniform, interp")
+    s.add_argument("--data-dir", default=None, help="local dataset mirror (Hub layout)")
+    s.add_argument("-n", type=int, default=1000, help="images per side (default 1000)")
+    s.add_argument("--device", default="cpu", help="torch device")
+    s.add_argument("--dtype", default="float32", choices=["float32", "float64"])
+    s.add_argument("--revision", default=None)
+    s.add_argument("--seed", type=int, default=0)
+    s.set_defaults(func=cmd_ood)
     s = sub.add_parser("parzen", help="pick sigma by the Parzen-window validation log-likelihood (DEEN)")
     s.add_argument("name", help="registry entry")
     s.add_argument("--data-dir", default=None, help="local dataset mirror (Hub layout)")

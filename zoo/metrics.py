@@ -1,5 +1,5 @@
 """Evaluation metrics: PSNR (torchmetrics), Parzen-window log-likelihood and sigma selection (DEEN Sec. 3),
-and the 2-D curl diagnostic of a score field (DEEN Sec. 4)."""
+the 2-D curl diagnostic of a score field (DEEN Sec. 4), and OOD AUROC (Denoising-EBM Table 4)."""
 from __future__ import annotations
 
 import math
@@ -7,6 +7,8 @@ from typing import Callable
 
 import torch
 from torchmetrics.functional.image import peak_signal_noise_ratio
+
+from .errors import InputError
 
 
 def psnr(preds: torch.Tensor, target: torch.Tensor, data_range: tuple[float, float] = (0.0, 1.0)) -> float:
@@ -46,3 +48,34 @@ def curl_2d(score_fn: Callable[[torch.Tensor], torch.Tensor], points: torch.Tens
         (d_psi1,) = torch.autograd.grad(psi[:, 0].sum(), x, create_graph=False, retain_graph=True)
         (d_psi2,) = torch.autograd.grad(psi[:, 1].sum(), x)
     return (d_psi2[:, 0] - d_psi1[:, 1]).detach()
+
+
+def ood_auroc(energy_fn: Callable[[torch.Tensor], torch.Tensor], in_dist: torch.Tensor, ood: torch.Tensor,
+              batch_size: int = 256) -> float:
+    """AUROC (torchmetrics) of the score -E(x) separating in-distribution (positive) from OOD (negative) inputs
+    (Denoising-EBM Table 4 uses E = U_c(x, 0.05)). 1 = perfect, 0.5 = chance."""
+    from torchmetrics.functional.classification import binary_auroc
+
+    with torch.no_grad():
+        scores = torch.cat([-energy_fn(b) for b in (*in_dist.split(batch_size), *ood.split(batch_size))]).double().cpu()
+    if not torch.isfinite(scores).all():
+        raise InputError("OOD scores contain NaN/inf energies")
+    # torchmetrics squashes scores outside [0, 1] with a sigmoid (saturating energies of 1e4): map them monotonically
+    scores = (scores - scores.min()) / (scores.max() - scores.min()).clamp_min(1e-300)
+    labels = torch.cat([torch.ones(len(in_dist)), torch.zeros(len(ood))]).long()
+    return binary_auroc(scores, labels).item()
+
+
+def to_shape(x: torch.Tensor, src_range, shape, dst_range) -> torch.Tensor:
+    """Images from another dataset in this model's shape and range: channels repeated or averaged, resized
+    (bilinear) to the model's size, values mapped between the two data ranges."""
+    from torch.nn import functional as F
+
+    (slo, shi), (dlo, dhi) = src_range, dst_range
+    x = (x - slo) / (shi - slo)
+    c, h, w = shape
+    if x.shape[1] != c:
+        x = x.mean(1, keepdim=True).expand(-1, c, -1, -1) if c in (1, 3) else x
+    if tuple(x.shape[2:]) != (h, w):
+        x = F.interpolate(x, size=(h, w), mode="bilinear", align_corners=False)
+    return (dlo + (dhi - dlo) * x).contiguous()

@@ -118,9 +118,13 @@ class EnergyModel(nn.Module):
         return -energy_and_grad(self.net, self.check_input(x))[1]
 
     def denoise(self, x: torch.Tensor, sigma: float | None = None) -> torch.Tensor:
-        """Single-step denoising jump x - sigma^2 grad E(x) (sigma defaults to the model's sigma0)."""
+        """Single-step denoising jump x - sigma^2 grad E(x) (sigma defaults to the model's sigma0); networks with a
+        denoiser of their own (Denoising-EBM's DAE reconstruction r(x, sigma)) use it."""
         sigma = self.sigma0 if sigma is None else float(sigma)
         x = self.check_input(x)
+        if hasattr(self.net, "denoise"):
+            with torch.no_grad():
+                return self.net.denoise(x, sigma)
         return (x - sigma**2 * energy_and_grad(self.net, x)[1]).detach()
 
     def sampler(self, preset: str | None = None, **overrides):

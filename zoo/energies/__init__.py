@@ -4,12 +4,14 @@ from __future__ import annotations
 from torch import nn
 
 from ..errors import ConfigError
+from .debm import DenoisingEBM
 from .mdsm_resnet import MDSMResNet
 from .mlp import MLPEnergy, tanh_mlp
 
 ARCHITECTURES: dict[str, type[nn.Module]] = {
     "MDSMResNet": MDSMResNet,
     "MLPEnergy": MLPEnergy,
+    "DenoisingEBM": DenoisingEBM,
 }
 
 
@@ -25,4 +27,4 @@ def build_network(architecture: dict, input_shape: list[int]) -> nn.Module:
         raise ConfigError(f"architecture {architecture} for input shape {list(input_shape)}: {err}") from None
 
 
-__all__ = ["ARCHITECTURES", "MDSMResNet", "MLPEnergy", "build_network", "tanh_mlp"]
+__all__ = ["ARCHITECTURES", "DenoisingEBM", "MDSMResNet", "MLPEnergy", "build_network", "tanh_mlp"]

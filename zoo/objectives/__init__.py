@@ -2,7 +2,8 @@
 entry's ``recipe.objective`` block. An objective may own state (``state_dict`` / ``load_state_dict``, e.g. a replay
 buffer); the training loop checkpoints it with accelerate's ``register_for_checkpointing``."""
 from .base import OBJECTIVES, Objective, ObjectiveContext, ObjectiveOutput, build_objective, register_objective
+from .debm import DenoisingEBMObjective
 from .score_matching import DEENObjective, MDSMObjective, noise_levels
 
-__all__ = ["DEENObjective", "MDSMObjective", "OBJECTIVES", "Objective", "ObjectiveContext", "ObjectiveOutput",
+__all__ = ["DEENObjective", "DenoisingEBMObjective", "MDSMObjective", "OBJECTIVES", "Objective", "ObjectiveContext", "ObjectiveOutput",
            "build_objective", "noise_levels", "register_objective"]

@@ -1,0 +1,149 @@
+"""Denoising-EBM: energies against hand computation, Algorithm 1, the two-stage sampler, OOD AUROC, the recipe."""
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+
+import zoo
+from conftest import REPO_ROOT
+from zoo.energies import DenoisingEBM
+from zoo.metrics import ood_auroc
+from zoo.objectives import DenoisingEBMObjective, ObjectiveContext
+from zoo.training import main
+
+TINY = ["--set", "model.architecture={class: DenoisingEBM, width: 8, latent_dim: 8}", "--batch-size", "8",
+        "--set", "recipe.objective.latent_steps=2", "--set", "recipe.objective.data_steps=2", "--grid-n", "0",
+        "--log-every", "1"]
+
+
+def tiny_net(seed=0):
+    torch.manual_seed(seed)
+    return DenoisingEBM([1, 8, 8], width=8, latent_dim=4).double()
+
+
+def test_energies_equal_the_papers_formulas_on_a_fixed_noise_draw():
+    net = tiny_net()
+    x = torch.rand(3, 1, 8, 8, dtype=torch.float64) * 2 - 1
+    sigma = 0.3
+    eps = torch.randn(x.shape, generator=torch.Generator().manual_seed(5), dtype=torch.float64)
+    r = net.reconstruct(x + sigma * eps, sigma)
+    expected = ((x - r) ** 2).flatten(1).sum(1) / (2 * sigma**2)  # eq. 7
+    torch.testing.assert_close(net.texture_energy(x, sigma, torch.Generator().manual_seed(5)), expected)
+    z = torch.randn(3, 4, dtype=torch.float64)
+    h = net.decoder(z)
+    eps = torch.randn(h.shape, generator=torch.Generator().manual_seed(6), dtype=torch.float64)
+    expected = ((h - net.reconstruct(h + sigma * eps, sigma)) ** 2).flatten(1).sum(1) / (2 * sigma**2)  # eq. 8
+    torch.testing.assert_close(net.semantic_energy(z, sigma, torch.Generator().manual_seed(6)), expected)
+
+
+def test_one_contrastive_update_lowers_data_energy_relative_to_samples():
+    net = tiny_net()
+    objective = DenoisingEBMObjective(latent_steps=3, data_steps=3, reconstruction_steps=1)
+    x = (torch.rand(16, 1, 8, 8, dtype=torch.float64) > 0.7).double() * 2 - 1
+    g = torch.Generator().manual_seed(0)
+    sigma = torch.full((16,), 0.3, dtype=torch.float64)
+    z_neg, x_neg = objective.negatives(net, sigma, x.shape, g)
+
+    def gap():
+        with torch.no_grad():
+            data = net.texture_energy(x, sigma, torch.Generator().manual_seed(1)).mean()
+            samples = net.texture_energy(x_neg, sigma, torch.Generator().manual_seed(1)).mean()
+        return (data - samples).item()
+
+    before = gap()
+    opt = torch.optim.SGD(net.parameters(), lr=1e-4)
+    loss, _ = net(x, loss="contrastive", sigma=sigma, generator=torch.Generator().manual_seed(2), z_neg=z_neg, x_neg=x_neg)
+    loss.backward()
+    opt.step()
+    assert gap() < before
+
+
+def test_objective_alternates_reconstruction_and_contrastive_phases():
+    net = tiny_net()
+    objective = DenoisingEBMObjective(latent_steps=2, data_steps=2, reconstruction_steps=3)
+    x = torch.rand(4, 1, 8, 8, dtype=torch.float64) * 2 - 1
+    keys = [set(objective(net, x, ObjectiveContext(step=s, generator=torch.Generator().manual_seed(s), unwrapped=net)).logs)
+            for s in range(5)]
+    assert [("dae" in k, "U_c_gap" in k) for k in keys] == [(True, False)] * 3 + [(False, True)] + [(True, False)]
+
+
+def test_two_stage_sampler_shapes_range_seed_and_trajectories():
+    model = zoo.load("denoising-ebm-mnist", pretrained=False)
+    kw = dict(preset="fast", latent_steps=3, data_steps=4, progress=False)
+    a, b = model.sample(3, seed=1, **kw), model.sample(3, seed=1, **kw)
+    assert a.shape == (3, 1, 32, 32) and torch.equal(a, b) and not torch.equal(a, model.sample(3, seed=2, **kw))
+    assert a.min() >= -1 and a.max() <= 1
+    out = model.sample(2, seed=0, return_trajectory=True, trajectory_every=2, return_energy_trace=True, **kw)
+    assert len(out.extras["semantic_trajectory"]) == 2 and out.extras["semantic"].shape == (2, 1, 32, 32)
+    assert len(out.trajectory) == 3 and out.energy_trace.shape == (4, 2)
+    x = torch.rand(2, 1, 32, 32) * 2 - 1
+    mask = torch.ones(1, 1, 32, 32)
+    mask[..., 16:] = 0
+    filled = model.inpaint(x, mask, seed=0, **kw)
+    assert torch.equal(filled[..., :16], x[..., :16]) and not torch.equal(filled[..., 16:], x[..., 16:])
+    assert model.denoise(x, sigma=0.2).shape == x.shape and model.energy(x).shape == (2,)
+
+
+def test_ood_auroc_is_one_for_noise_and_a_half_for_the_same_data():
+    torch.manual_seed(0)
+    data = (torch.rand(64, 1, 8, 8) > 0.8).float() * 2 - 1
+    data[:, :, 2:6, 3:5] = 1.0  # a shared bar: the structure a DAE learns
+    net = DenoisingEBM([1, 8, 8], width=8, latent_dim=4)
+    opt = torch.optim.Adam(net.parameters(), lr=3e-3)
+    g = torch.Generator().manual_seed(0)
+    for _ in range(150):
+        loss, _ = net(data, loss="reconstruction", sigma=torch.full((64,), 0.3), generator=g)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    noise = torch.rand(64, 1, 8, 8) * 2 - 1
+    assert ood_auroc(net, data, noise) > 0.95
+    assert ood_auroc(net, data, data) == pytest.approx(0.5, abs=1e-6)
+
+
+def test_recipe_trains_resumes_bit_exactly_and_exports(tmp_path, synthetic_mnist):
+    def run(out, *extra):
+        return main("denoising_ebm", ["--entry", "denoising-ebm-mnist", "--data-dir", str(synthetic_mnist),
+                                      "--output-dir", str(out), *TINY, *extra])
+
+    from safetensors.torch import load_file
+
+    straight = run(tmp_path / "a", "--max-steps", "8", "--checkpoint-every", "3")
+    run(tmp_path / "b", "--max-steps", "8", "--checkpoint-every", "3", "--time-limit", "0")
+    resumed = run(tmp_path / "b", "--max-steps", "8", "--checkpoint-every", "3", "--resume", "latest")
+    a, b = load_file(str(straight / "model.safetensors")), load_file(str(resumed / "model.safetensors"))
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    logs = [json.loads(line) for line in (tmp_path / "a" / "metrics.jsonl").read_text().splitlines()]
+    assert "dae" in logs[0] and "U_c_gap" in logs[3]  # L = 3 reconstruction steps, then a contrastive one
+    model = zoo.load(str(straight))
+    assert model.config["architecture"]["class"] == "DenoisingEBM" and "recipes/denoising_ebm.py" in model.card
+
+
+def test_recipe_under_the_two_process_cpu_launch(tmp_path, synthetic_mnist):
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "OMP_NUM_THREADS": "1", "ACCELERATE_USE_CPU": "1"}
+    cmd = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
+           "--mixed_precision", "no", "--dynamo_backend", "no", str(REPO_ROOT / "recipes" / "denoising_ebm.py"),
+           "--entry", "denoising-ebm-mnist", "--data-dir", str(synthetic_mnist), "--output-dir", str(tmp_path / "ddp"),
+           "--max-steps", "4", "--checkpoint-every", "4", *TINY]
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    first, second = json.loads((tmp_path / "ddp" / "train_stats.json").read_text())["parameter checksum per process"]
+    assert first == second
+
+
+def test_ood_cli_prints_aurocs(tmp_path, synthetic_mnist, capsys):
+    from zoo.cli import main as cli
+
+    export = main("denoising_ebm", ["--entry", "denoising-ebm-mnist", "--data-dir", str(synthetic_mnist),
+                                    "--output-dir", str(tmp_path / "r"), *TINY, "--max-steps", "1"])
+    (synthetic_mnist / "ylecun" / "mnist" / "mnist" / "train-00000-of-00001.parquet").rename(
+        synthetic_mnist / "ylecun" / "mnist" / "mnist" / "test-00000-of-00001.parquet")
+    assert cli(["ood", "denoising-ebm-mnist", "--data-dir", str(synthetic_mnist), "-n", "16", "--ood", "noise:uniform",
+                "interp"]) == 2  # no weights published: the clear error
+    assert "no published weights" in capsys.readouterr().err
+    assert cli(["ood", str(export), "--data-dir", str(synthetic_mnist), "-n", "16", "--ood", "noise:uniform", "interp"]) == 0
+    out = capsys.readouterr().out
+    assert "| noise:uniform | " in out and "| interp | " in out

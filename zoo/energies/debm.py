@@ -1,0 +1,177 @@
+"""Denoising-EBM (Zeng, "How to construct energy for images?"): a noise-conditional U-Net DAE r = g∘f and a
+semantic decoder h from the DAE's latent code.
+
+    texture energy   U_c(x, σ) = ||x - r(x + σε, σ)||² / (2σ²)                     (eq. 7)
+    semantic energy  U_s(z, σ) = ||h(z) - r(h(z) + σε, σ)||² / (2σ²)               (eq. 8)
+
+The residual x - r(x̃, σ) is the model's vector output; the energies are its squared norm. Widths and the latent size
+are not given in the paper: they are the entry's ``width`` and ``latent_dim``. Noise conditioning (not specified in
+the paper either): log σ -> a small MLP -> per-channel scale and shift in every residual block.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+from einops import rearrange
+from torch import nn
+from torch.func import functional_call
+from torch.nn import functional as F
+
+
+def _groups(c: int) -> int:
+    return math.gcd(8, c)
+
+
+class ResBlock(nn.Module):
+    """GroupNorm -> SiLU -> conv3x3, twice, with (1 + scale, shift) from the noise embedding; 1x1 shortcut."""
+
+    def __init__(self, c_in: int, c_out: int, emb: int):
+        super().__init__()
+        self.norm1, self.conv1 = nn.GroupNorm(_groups(c_in), c_in), nn.Conv2d(c_in, c_out, 3, padding=1)
+        self.norm2, self.conv2 = nn.GroupNorm(_groups(c_out), c_out), nn.Conv2d(c_out, c_out, 3, padding=1)
+        self.film = nn.Linear(emb, 2 * c_out)
+        self.skip = nn.Conv2d(c_in, c_out, 1) if c_in != c_out else nn.Identity()
+
+    def forward(self, x: torch.Tensor, emb: torch.Tensor) -> torch.Tensor:
+        h = self.conv1(F.silu(self.norm1(x)))
+        scale, shift = rearrange(self.film(emb), "b (two c) -> two b c 1 1", two=2)
+        h = self.conv2(F.silu(self.norm2(h) * (1 + scale) + shift))
+        return h + self.skip(x)
+
+
+class SigmaEmbedding(nn.Module):
+    def __init__(self, dim: int):
+        super().__init__()
+        self.mlp = nn.Sequential(nn.Linear(1, dim), nn.SiLU(), nn.Linear(dim, dim))
+
+    def forward(self, sigma: torch.Tensor) -> torch.Tensor:
+        return self.mlp(torch.log(sigma).view(-1, 1))
+
+
+class UNetDAE(nn.Module):
+    """r(x̃, σ) = g(f(x̃, σ), skips, σ): two 2x down-samplings, a latent code z of size ``latent_dim`` at the bottom
+    (the code the semantic decoder reads), skip connections at every resolution."""
+
+    def __init__(self, channels: int, size: int, width: int, latent_dim: int):
+        super().__init__()
+        w, emb = width, 4 * width
+        self.embed = SigmaEmbedding(emb)
+        self.inp = nn.Conv2d(channels, w, 3, padding=1)
+        self.down = nn.ModuleList([ResBlock(w, w, emb), ResBlock(w, 2 * w, emb), ResBlock(2 * w, 2 * w, emb)])
+        self.bottom = (2 * w, size // 4, size // 4)
+        features = 2 * w * (size // 4) ** 2
+        self.to_z, self.from_z = nn.Linear(features, latent_dim), nn.Linear(latent_dim, features)
+        self.up = nn.ModuleList([ResBlock(4 * w, 2 * w, emb), ResBlock(4 * w, w, emb), ResBlock(2 * w, w, emb)])
+        self.out = nn.Sequential(nn.GroupNorm(_groups(w), w), nn.SiLU(), nn.Conv2d(w, channels, 3, padding=1))
+
+    def encode(self, x_noisy: torch.Tensor, sigma: torch.Tensor):
+        """f(x̃, σ): the latent code z, the skips and the noise embedding."""
+        emb = self.embed(sigma)
+        h, skips = self.inp(x_noisy), []
+        for i, block in enumerate(self.down):
+            h = block(h, emb)
+            skips.append(h)
+            if i < 2:
+                h = F.avg_pool2d(h, 2)
+        return self.to_z(h.flatten(1)), skips, emb
+
+    def forward(self, x_noisy: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
+        z, skips, emb = self.encode(x_noisy, sigma)
+        h = self.from_z(z).view(-1, *self.bottom)
+        for i, block in enumerate(self.up):
+            h = block(torch.cat([h, skips[2 - i]], 1), emb)
+            if i < 2:
+                h = F.interpolate(h, scale_factor=2, mode="nearest")
+        return self.out(h)
+
+
+class SemanticDecoder(nn.Module):
+    """h(z): latent code -> image (ResNet blocks, two 2x up-samplings, tanh to the data range [-1, 1])."""
+
+    def __init__(self, channels: int, size: int, width: int, latent_dim: int):
+        super().__init__()
+        w = width
+        self.start = (2 * w, size // 4, size // 4)
+        self.inp = nn.Linear(latent_dim, 2 * w * (size // 4) ** 2)
+        self.blocks = nn.ModuleList([ResBlock(2 * w, 2 * w, 1), ResBlock(2 * w, w, 1), ResBlock(w, w, 1)])
+        self.out = nn.Sequential(nn.GroupNorm(_groups(w), w), nn.SiLU(), nn.Conv2d(w, channels, 3, padding=1), nn.Tanh())
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        h, no_emb = self.inp(z).view(-1, *self.start), z.new_zeros(z.shape[0], 1)
+        for i, block in enumerate(self.blocks):
+            h = block(h, no_emb)
+            if i < 2:
+                h = F.interpolate(h, scale_factor=2, mode="nearest")
+        return self.out(h)
+
+
+def _per_sample(sigma, x: torch.Tensor) -> torch.Tensor:
+    return torch.as_tensor(sigma, dtype=x.dtype, device=x.device).expand(x.shape[0]).contiguous()
+
+
+def _sq(v: torch.Tensor) -> torch.Tensor:
+    return rearrange(v, "b ... -> b (...)").pow(2).sum(1)
+
+
+class DenoisingEBM(nn.Module):
+    """The DAE r = g∘f (parameters φ) and the semantic decoder h (parameters γ), with the paper's two energies.
+
+    ``forward(x)`` is the texture energy at ``energy_sigma`` (0.05, the OOD experiment's σ) with a fixed noise draw
+    (seed 0), so E(x) is deterministic; the training objective calls ``forward(x, loss=...)`` so that DDP sees it.
+    """
+
+    def __init__(self, input_shape: list[int], width: int = 32, latent_dim: int = 64, energy_sigma: float = 0.05):
+        super().__init__()
+        channels, size, size_w = input_shape
+        if size != size_w or size % 4:
+            raise ValueError(f"DenoisingEBM needs square images with a size divisible by 4, got {input_shape}")
+        self.latent_dim, self.energy_sigma = latent_dim, energy_sigma
+        self.dae = UNetDAE(channels, size, width, latent_dim)
+        self.decoder = SemanticDecoder(channels, size, width, latent_dim)
+
+    # ---------------------------------------------------------------- the paper's quantities
+    def reconstruct(self, x_noisy: torch.Tensor, sigma) -> torch.Tensor:
+        return self.dae(x_noisy, _per_sample(sigma, x_noisy))
+
+    def texture_energy(self, x: torch.Tensor, sigma, generator=None, dae_params: dict | None = None) -> torch.Tensor:
+        """Eq. (7), one noise draw ε per sample. ``dae_params``: evaluate r with these (e.g. detached) parameters."""
+        s = _per_sample(sigma, x)
+        x_noisy = x + s.view(-1, 1, 1, 1) * torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
+        r = self.dae(x_noisy, s) if dae_params is None else functional_call(self.dae, dae_params, (x_noisy, s))
+        return _sq(x - r) / (2 * s**2)
+
+    def semantic_energy(self, z: torch.Tensor, sigma, generator=None, dae_params: dict | None = None) -> torch.Tensor:
+        """Eq. (8): the texture energy of the decoded image h(z)."""
+        return self.texture_energy(self.decoder(z), _per_sample(sigma, z), generator, dae_params)
+
+    def denoise(self, x_noisy: torch.Tensor, sigma: float) -> torch.Tensor:
+        return self.reconstruct(x_noisy, sigma)
+
+    # ---------------------------------------------------------------- training losses (through forward, for DDP)
+    def reconstruction_loss(self, x, sigma, generator):
+        """Algorithm 1 lines 3-5: the DAE loss ||r(x̃, σ) - x||² and the decoder loss ||h(f(x̃, σ)) - x||² (eq. 13)."""
+        x_noisy = x + sigma.view(-1, 1, 1, 1) * torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
+        dae = _sq(self.dae(x_noisy, sigma) - x).mean()
+        z = self.dae.encode(x_noisy, sigma)[0]
+        dec = _sq(self.decoder(z) - x).mean()
+        return dae + dec, {"dae": dae.detach(), "decoder": dec.detach()}
+
+    def contrastive_loss(self, x, sigma, generator, z_neg, x_neg):
+        """Algorithm 1 lines 14-18: U_s(z_data) - U_s(z^K) for γ (φ fixed) plus U_c(x_data) - U_c(x^T) for φ."""
+        frozen = {k: v.detach() for k, v in self.dae.named_parameters()}
+        with torch.no_grad():
+            z_data = self.dae.encode(x + sigma.view(-1, 1, 1, 1) * torch.randn(
+                x.shape, generator=generator, device=x.device, dtype=x.dtype), sigma)[0]
+        semantic = (self.semantic_energy(z_data, sigma, generator, frozen).mean()
+                    - self.semantic_energy(z_neg, sigma, generator, frozen).mean())
+        texture = self.texture_energy(x, sigma, generator).mean() - self.texture_energy(x_neg, sigma, generator).mean()
+        return semantic + texture, {"U_s_gap": semantic.detach(), "U_c_gap": texture.detach()}
+
+    def forward(self, x: torch.Tensor, loss: str | None = None, **kwargs):
+        if loss == "reconstruction":
+            return self.reconstruction_loss(x, **kwargs)
+        if loss == "contrastive":
+            return self.contrastive_loss(x, **kwargs)
+        generator = torch.Generator(x.device).manual_seed(0)
+        return self.texture_energy(x, self.energy_sigma, generator)

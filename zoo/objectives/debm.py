@@ -1,0 +1,55 @@
+"""Denoising-EBM training, Algorithm 1 (Zeng): per outer iteration ``reconstruction_steps`` (L) updates of the DAE and
+decoder losses, then one contrastive maximum-likelihood update with negatives from the two-stage chain (K latent steps
+on U_s, decode, T data steps on U_c). One loop step = one optimizer update, so the phase is ``ctx.step % (L + 1)``."""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+
+from ..sampling import Langevin, StepParams, run_chain
+from .base import Objective, ObjectiveContext, ObjectiveOutput, register_objective
+
+
+@register_objective("debm")
+@dataclass
+class DenoisingEBMObjective(Objective):
+    sigma_max: float = 1.0
+    sigma_min: float = 0.01
+    n_sigmas: int = 128  # S geometric levels; each sample draws one
+    reconstruction_steps: int = 3  # L
+    latent_steps: int = 20  # K
+    data_steps: int = 90  # T
+    latent_step_size: float = 0.1  # η1
+    data_step_size: float = 0.01  # η2
+
+    def sigmas(self, batch: int, x: torch.Tensor, generator) -> torch.Tensor:
+        levels = torch.logspace(math.log10(self.sigma_max), math.log10(self.sigma_min), self.n_sigmas)
+        idx = torch.randint(0, self.n_sigmas, (batch,), generator=generator, device=x.device)
+        return levels.to(x.device, x.dtype)[idx]
+
+    def negatives(self, net, sigma: torch.Tensor, shape, generator) -> tuple[torch.Tensor, torch.Tensor]:
+        """Lines 7-13 on the bare network: z^K by Langevin on U_s(., σ_i), then x^T by Langevin on U_c(., σ_i)."""
+        n = shape[0]
+        z = run_chain(Langevin(), lambda z: net.semantic_energy(z, sigma, generator),
+                      lambda b: torch.randn((b, net.latent_dim), generator=generator, device=sigma.device,
+                                            dtype=sigma.dtype), n,
+                      [StepParams((2 * self.latent_step_size) ** 0.5, 1.0)] * self.latent_steps,
+                      generator=generator, progress=False).samples
+        with torch.no_grad():
+            x0 = net.decoder(z)
+        x = run_chain(Langevin(), lambda x: net.texture_energy(x, sigma, generator), lambda b: x0, n,
+                      [StepParams((2 * self.data_step_size) ** 0.5, 1.0)] * self.data_steps,
+                      generator=generator, progress=False).samples
+        return z.detach(), x.detach()
+
+    def __call__(self, model, x: torch.Tensor, ctx: ObjectiveContext) -> ObjectiveOutput:
+        g = ctx.generator
+        sigma = self.sigmas(x.shape[0], x, g)
+        if ctx.step % (self.reconstruction_steps + 1) < self.reconstruction_steps:
+            loss, logs = model(x, loss="reconstruction", sigma=sigma, generator=g)
+        else:
+            z_neg, x_neg = self.negatives(ctx.unwrapped, sigma, x.shape, g)
+            loss, logs = model(x, loss="contrastive", sigma=sigma, generator=g, z_neg=z_neg, x_neg=x_neg)
+        return ObjectiveOutput(loss, {"loss": loss.detach(), **logs})
