@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import torch
 
-from ..sampling import Langevin, StepParams, run_chain
+from ..sampling import two_stage_chain
 from .base import Objective, ObjectiveContext, ObjectiveOutput, register_objective
 
 
@@ -30,19 +30,10 @@ class DenoisingEBMObjective(Objective):
         return levels.to(x.device, x.dtype)[idx]
 
     def negatives(self, net, sigma: torch.Tensor, shape, generator) -> tuple[torch.Tensor, torch.Tensor]:
-        """Lines 7-13 on the bare network: z^K by Langevin on U_s(., σ_i), then x^T by Langevin on U_c(., σ_i)."""
-        n = shape[0]
-        z = run_chain(Langevin(), lambda z: net.semantic_energy(z, sigma, generator),
-                      lambda b: torch.randn((b, net.latent_dim), generator=generator, device=sigma.device,
-                                            dtype=sigma.dtype), n,
-                      [StepParams((2 * self.latent_step_size) ** 0.5, 1.0)] * self.latent_steps,
-                      generator=generator, progress=False).samples
-        with torch.no_grad():
-            x0 = net.decoder(z)
-        x = run_chain(Langevin(), lambda x: net.texture_energy(x, sigma, generator), lambda b: x0, n,
-                      [StepParams((2 * self.data_step_size) ** 0.5, 1.0)] * self.data_steps,
-                      generator=generator, progress=False).samples
-        return z.detach(), x.detach()
+        """Lines 7-13 on the bare network: z^K on U_s(., σ_i), then x^T on U_c(., σ_i) (the shared two-stage chain)."""
+        out = two_stage_chain(net, shape[0], sigma, self.latent_steps, self.data_steps, self.latent_step_size,
+                              self.data_step_size, generator=generator, device=sigma.device, dtype=sigma.dtype)
+        return out.extras["latent"].detach(), out.samples.detach()
 
     def __call__(self, model, x: torch.Tensor, ctx: ObjectiveContext) -> ObjectiveOutput:
         g = ctx.generator

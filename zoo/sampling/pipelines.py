@@ -122,22 +122,34 @@ class TwoStageSampler:
             record_energy: bool = False, progress: bool = True) -> SamplerOutput:
         if not hasattr(net, "semantic_energy"):
             raise ConfigError("the two_stage sampler needs a DenoisingEBM energy (semantic + texture energy)")
-        common = dict(generator=generator, batch_size=batch_size, trajectory_every=trajectory_every,
-                      record_energy=record_energy, progress=progress)
-        latent = run_chain(
-            self._kernel, lambda z: net.semantic_energy(z, self.sigma, generator),
-            lambda b: torch.randn((b, net.latent_dim), generator=generator, device=device, dtype=dtype), n,
-            [StepParams((2 * self.latent_step_size) ** 0.5, 1.0)] * self.latent_steps, desc="latent (U_s)", **common)
-        with torch.no_grad():
-            semantic = net.decoder(latent.samples)
-        starts = iter(semantic.split(batch_size or n))
-        clean = dataclasses.replace(clamp, noise_scale=0.0) if clamp is not None else None
-        out = run_chain(
-            self._kernel, lambda x: net.texture_energy(x, self.sigma, generator), lambda b: next(starts), n,
-            [StepParams((2 * self.data_step_size) ** 0.5, 1.0)] * self.data_steps, clamp=clean, bounds=bounds,
-            desc="data (U_c)", **common)
-        with torch.no_grad():
-            decode = (lambda snaps: [net.decoder(s.to(device)).cpu() for s in snaps]) if latent.trajectory else None
-            out.extras = {"semantic": semantic, "semantic_trajectory": decode(latent.trajectory) if decode else None,
-                          "latent_energy_trace": latent.energy_trace}
-        return out
+        return two_stage_chain(
+            net, n, self.sigma, self.latent_steps, self.data_steps, self.latent_step_size, self.data_step_size,
+            kernel=self._kernel, generator=generator, device=device, dtype=dtype, batch_size=batch_size,
+            clamp=dataclasses.replace(clamp, noise_scale=0.0) if clamp is not None else None, bounds=bounds,
+            trajectory_every=trajectory_every, record_energy=record_energy, progress=progress)
+
+
+def two_stage_chain(net, n: int, sigma, latent_steps: int, data_steps: int, eta1: float, eta2: float, *, kernel=None,
+                    generator=None, device=None, dtype=None, batch_size=None, clamp=None, bounds=None,
+                    trajectory_every=None, record_energy=False, progress=False) -> SamplerOutput:
+    """Zeng Algorithm 1 lines 7-13 (used by the sampler and by training): z^K by the kernel on U_s(., sigma) from
+    N(0, I) (eq. 15, eps = sqrt(2 eta1)), x0 = h(z^K), x^T by the kernel on U_c(., sigma) (eq. 16, eps = sqrt(2 eta2)).
+    ``sigma`` is a float or one value per chain. The output's ``extras`` hold the semantic image x0 (paper Fig. 5)."""
+    kernel = kernel or build_kernel("langevin")
+    common = dict(generator=generator, batch_size=batch_size, trajectory_every=trajectory_every,
+                  record_energy=record_energy, progress=progress)
+    latent = run_chain(
+        kernel, lambda z: net.semantic_energy(z, sigma, generator),
+        lambda b: torch.randn((b, net.latent_dim), generator=generator, device=device, dtype=dtype), n,
+        [StepParams((2 * eta1) ** 0.5, 1.0)] * latent_steps, desc="latent (U_s)", **common)
+    with torch.no_grad():
+        semantic = net.decoder(latent.samples)
+    starts = iter(semantic.split(batch_size or n))
+    out = run_chain(kernel, lambda x: net.texture_energy(x, sigma, generator), lambda b: next(starts), n,
+                    [StepParams((2 * eta2) ** 0.5, 1.0)] * data_steps, clamp=clamp, bounds=bounds, desc="data (U_c)",
+                    **common)
+    with torch.no_grad():
+        decoded = [net.decoder(s.to(semantic.device)).cpu() for s in latent.trajectory] if latent.trajectory else None
+    out.extras = {"semantic": semantic, "latent": latent.samples, "semantic_trajectory": decoded,
+                  "latent_energy_trace": latent.energy_trace}
+    return out
