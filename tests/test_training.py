@@ -222,3 +222,14 @@ def test_bf16_autocast_grad_accumulation_and_push_to_hub(tmp_path, synthetic_mni
     local = zoo.EnergyModel.from_pretrained(export)
     x = torch.rand(2, 1, 32, 32)
     assert torch.equal(pushed.energy(x), local.energy(x))
+
+
+def test_a_diverging_sample_grid_is_reported_not_fatal(tmp_path, capsys):
+    from zoo.training.callbacks import save_sample_grid
+
+    model = tiny_model().eval()
+    model.sampler_config["presets"]["bad"] = {"step_size": 50.0, "n_hold": 2, "n_anneal": 60, "n_final": 2}
+    save_sample_grid(model, tmp_path / "g.png", 2, "bad", 0)
+    assert "no sample grid g.png" in capsys.readouterr().out and not (tmp_path / "g.png").exists()
+    save_sample_grid(model, tmp_path / "ok.png", 2, "short", 0)
+    assert (tmp_path / "ok.png").is_file()

@@ -28,11 +28,18 @@ class MetricsLog:
 
 
 def save_sample_grid(model, path: Path, n: int, preset: str | None, seed: int) -> None:
-    """n samples from the model's sampler (``preset``) as a PNG grid, with a progress bar."""
+    """n samples from the model's sampler (``preset``) as a PNG grid, with a progress bar. A diverging chain is
+    reported and skipped: it says something about the model, but must not end a long training run."""
     from torchvision.utils import save_image
 
-    with torch.autocast(model.device.type, enabled=False):
-        samples = model.sample(n, preset=preset, seed=seed, progress=True)
+    from ..errors import ChainDivergedError
+
+    try:
+        with torch.autocast(model.device.type, enabled=False):
+            samples = model.sample(n, preset=preset, seed=seed, progress=True)
+    except ChainDivergedError as err:
+        print(f"warning: no sample grid {path.name}: {err}")
+        return
     lo, hi = model.data_range
     path.parent.mkdir(parents=True, exist_ok=True)
     save_image(((samples.float() - lo) / (hi - lo)).clamp(0, 1), path, nrow=int(math.ceil(math.sqrt(n))))
