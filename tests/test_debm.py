@@ -11,7 +11,7 @@ import zoo
 from conftest import REPO_ROOT
 from zoo.energies import DenoisingEBM
 from zoo.metrics import ood_auroc
-from zoo.objectives import DenoisingEBMObjective, ObjectiveContext
+from zoo.objectives import DenoisingEBMObjective, ObjectiveContext, contrastive_loss
 from zoo.training import main
 
 TINY = ["--set", "model.architecture={class: DenoisingEBM, width: 8, latent_dim: 8}", "--batch-size", "8",
@@ -55,10 +55,21 @@ def test_one_contrastive_update_lowers_data_energy_relative_to_samples():
 
     before = gap()
     opt = torch.optim.SGD(net.parameters(), lr=1e-4)
-    loss, _ = net(x, loss="contrastive", sigma=sigma, generator=torch.Generator().manual_seed(2), z_neg=z_neg, x_neg=x_neg)
-    loss.backward()
+    energies = net(x, loss="contrastive", sigma=sigma, generator=torch.Generator().manual_seed(2), z_neg=z_neg, x_neg=x_neg)
+    sum(contrastive_loss(*pair) for pair in energies.values()).backward()
     opt.step()
     assert gap() < before
+
+
+def test_energy_l2_penalty_adds_the_squared_energies_and_pulls_a_runaway_negative_energy_down():
+    e_data, e_neg = torch.tensor([1.0, 3.0]), torch.tensor([10.0, 30.0], requires_grad=True)
+    plain = contrastive_loss(e_data, e_neg)
+    assert plain.item() == pytest.approx(2.0 - 20.0)
+    penalised = contrastive_loss(e_data, e_neg, energy_l2=0.1)
+    assert penalised.item() == pytest.approx(-18.0 + 0.1 * ((1 + 9) / 2 + (100 + 900) / 2))
+    penalised.backward()
+    # without the penalty the gradient pushes E(neg) up without bound (d/dE = -1/2); with it, E(neg) = 30 is pulled down
+    assert (e_neg.grad > 0).all()
 
 
 def test_objective_alternates_reconstruction_and_contrastive_phases():

@@ -157,21 +157,21 @@ class DenoisingEBM(nn.Module):
         dec = _sq(self.decoder(z) - x).mean()
         return dae + dec, {"dae": dae.detach(), "decoder": dec.detach()}
 
-    def contrastive_loss(self, x, sigma, generator, z_neg, x_neg):
-        """Algorithm 1 lines 14-18: U_s(z_data) - U_s(z^K) for γ (φ fixed) plus U_c(x_data) - U_c(x^T) for φ."""
+    def contrastive_energies(self, x, sigma, generator, z_neg, x_neg) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+        """Algorithm 1 lines 14-18, the per-sample energies of the contrastive update: U_s of the data codes and of z^K
+        (φ fixed, so only γ learns from them) and U_c of the data and of x^T (for φ)."""
         frozen = {k: v.detach() for k, v in self.dae.named_parameters()}
         with torch.no_grad():
             z_data = self.dae.encode(x + sigma.view(-1, 1, 1, 1) * torch.randn(
                 x.shape, generator=generator, device=x.device, dtype=x.dtype), sigma)[0]
-        semantic = (self.semantic_energy(z_data, sigma, generator, frozen).mean()
-                    - self.semantic_energy(z_neg, sigma, generator, frozen).mean())
-        texture = self.texture_energy(x, sigma, generator).mean() - self.texture_energy(x_neg, sigma, generator).mean()
-        return semantic + texture, {"U_s_gap": semantic.detach(), "U_c_gap": texture.detach()}
+        return {"U_s": (self.semantic_energy(z_data, sigma, generator, frozen),
+                        self.semantic_energy(z_neg, sigma, generator, frozen)),
+                "U_c": (self.texture_energy(x, sigma, generator), self.texture_energy(x_neg, sigma, generator))}
 
     def forward(self, x: torch.Tensor, loss: str | None = None, **kwargs):
         if loss == "reconstruction":
             return self.reconstruction_loss(x, **kwargs)
         if loss == "contrastive":
-            return self.contrastive_loss(x, **kwargs)
+            return self.contrastive_energies(x, **kwargs)
         generator = torch.Generator(x.device).manual_seed(0)
         return self.texture_energy(x, self.energy_sigma, generator)

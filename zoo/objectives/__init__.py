@@ -1,9 +1,10 @@
 """Training objectives: one interface, ``objective(model, batch, ctx) -> ObjectiveOutput``, picked by name from an
 entry's ``recipe.objective`` block. An objective may own state (``state_dict`` / ``load_state_dict``, e.g. a replay
 buffer); the training loop checkpoints it with accelerate's ``register_for_checkpointing``."""
-from .base import OBJECTIVES, Objective, ObjectiveContext, ObjectiveOutput, build_objective, register_objective
+from .base import (OBJECTIVES, Objective, ObjectiveContext, ObjectiveOutput, build_objective, contrastive_loss,
+                   register_objective)
 from .debm import DenoisingEBMObjective
 from .score_matching import DEENObjective, MDSMObjective, noise_levels
 
 __all__ = ["DEENObjective", "DenoisingEBMObjective", "MDSMObjective", "OBJECTIVES", "Objective", "ObjectiveContext", "ObjectiveOutput",
-           "build_objective", "noise_levels", "register_objective"]
+           "build_objective", "contrastive_loss", "noise_levels", "register_objective"]

@@ -43,6 +43,16 @@ class Objective:
         pass
 
 
+def contrastive_loss(e_data: torch.Tensor, e_neg: torch.Tensor, energy_l2: float = 0.0) -> torch.Tensor:
+    """The maximum-likelihood gradient estimator (Song & Kingma eq. 3 with MCMC negatives): mean E(data) - mean E(neg),
+    plus the opt-in energy-magnitude penalty ``energy_l2`` * mean(E(data)² + E(neg)²) (Du & Mordatch 2019, Sec. 3.3),
+    which keeps the energies from running off when the chains lag behind the model."""
+    loss = e_data.mean() - e_neg.mean()
+    if energy_l2:
+        loss = loss + energy_l2 * (e_data.pow(2).mean() + e_neg.pow(2).mean())
+    return loss
+
+
 def build_objective(spec: dict, sigma0: float) -> Objective:
     """The objective named in an entry's ``recipe.objective`` block; objectives with a ``sigma0`` field default to the
     model's sigma0."""

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import torch
 
 from ..sampling import two_stage_chain
-from .base import Objective, ObjectiveContext, ObjectiveOutput, register_objective
+from .base import Objective, ObjectiveContext, ObjectiveOutput, contrastive_loss, register_objective
 
 
 @register_objective("debm")
@@ -23,6 +23,7 @@ class DenoisingEBMObjective(Objective):
     data_steps: int = 90  # T
     latent_step_size: float = 0.1  # η1
     data_step_size: float = 0.01  # η2
+    energy_l2: float = 0.0  # opt-in (not in the paper): α·(U(data)² + U(neg)²) on both contrastive terms
 
     def sigmas(self, batch: int, x: torch.Tensor, generator) -> torch.Tensor:
         levels = torch.logspace(math.log10(self.sigma_max), math.log10(self.sigma_min), self.n_sigmas)
@@ -42,5 +43,8 @@ class DenoisingEBMObjective(Objective):
             loss, logs = model(x, loss="reconstruction", sigma=sigma, generator=g)
         else:
             z_neg, x_neg = self.negatives(ctx.unwrapped, sigma, x.shape, g)
-            loss, logs = model(x, loss="contrastive", sigma=sigma, generator=g, z_neg=z_neg, x_neg=x_neg)
+            energies = model(x, loss="contrastive", sigma=sigma, generator=g, z_neg=z_neg, x_neg=x_neg)
+            terms = {name: contrastive_loss(*pair, self.energy_l2) for name, pair in energies.items()}
+            loss = terms["U_s"] + terms["U_c"]
+            logs = {f"{name}_gap": (pos.mean() - neg.mean()).detach() for name, (pos, neg) in energies.items()}
         return ObjectiveOutput(loss, {"loss": loss.detach(), **logs})
