@@ -55,7 +55,7 @@ def synthetic_mnist(tmp_path, monkeypatch):
         images.append(Image.fromarray(a, mode="L"))
     folder = tmp_path / "data" / "ylecun" / "mnist" / "mnist"
     folder.mkdir(parents=True)
-    ds = datasets.Dataset.from_dict({"image": images, "label": [0] * 64},
+    ds = datasets.Dataset.from_dict({"image": images, "label": [i % 4 for i in range(64)]},
                                     features=datasets.Features({"image": datasets.Image(), "label": datasets.Value("int64")}))
     ds.to_parquet(str(folder / "train-00000-of-00001.parquet"))
     monkeypatch.setenv("ZOO_DATA_CACHE", str(tmp_path / "cache"))

@@ -40,6 +40,9 @@ def test_recipe_trains_checkpoints_and_exports(tmp_path, synthetic_mnist):
     ckpts = sorted(p.name for p in (tmp_path / "run" / "checkpoints").iterdir())
     assert ckpts == ["step_00000020", "step_00000030"]  # keep-checkpoints 2, no temp folders left
     assert (tmp_path / "run" / "samples" / "step_00000030.png").is_file()
+    ranking = [json.loads(line) for line in (tmp_path / "run" / "ranking.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in ranking] == [10, 20, 30]  # the energy-ranking diagnostic at every checkpoint
+    assert {"E_real", "E_blank", "E_half_ink", "E_samples", "real_minus_blank"} <= set(ranking[-1]["ranking"])
     model = zoo.EnergyModel.from_pretrained(export)
     assert model.config["architecture"]["width"] == 4
     card = (export / "README.md").read_text()

@@ -35,13 +35,118 @@ def _reported(reported: dict) -> str:
     return "\n".join(rows)
 
 
+def _f(v, digits: int = 4) -> str:
+    return f"{v:.{digits}g}" if isinstance(v, (int, float)) else str(v)
+
+
+def _eval_results(results: dict, entry) -> list[EvalResult]:
+    """model-index rows (huggingface_hub EvalResult) from a ``zoo eval`` results dict."""
+    common = dict(dataset_type=entry.data.hub_id or entry.dataset_name(), dataset_name=entry.dataset_name(),
+                  dataset_split="test")
+    rows = []
+    q = results.get("quality")
+    if q:
+        for key, label in (("fid", "classifier-FID"), ("kid", "classifier-KID"), ("is", "classifier-IS")):
+            rows.append(EvalResult(task_type="unconditional-image-generation", metric_type=label.lower(),
+                                   metric_name=f"{label} ({q['features']}, n={q['n']})",
+                                   metric_value=round(q["model"][key], 4), **common))
+    acc = results.get("accuracy")
+    if acc:
+        rows.append(EvalResult(task_type="image-classification", metric_type="accuracy", metric_name="test accuracy",
+                               metric_value=round(acc["accuracy"], 4), **common))
+    lik = results.get("likelihood")
+    if lik:
+        rows.append(EvalResult(task_type="density-estimation", metric_type="bits-per-dim",
+                               metric_name="bits/dim, reverse AIS (upper end)",
+                               metric_value=round(lik["bits_per_dim"]["reverse_ais"], 4), **common))
+    den = results.get("denoising")
+    if den:
+        sigma, res = next(iter(den["results"].items()))
+        rows.append(EvalResult(task_type="image-denoising", metric_type="psnr", metric_name=f"PSNR at sigma {sigma}",
+                               metric_value=round(res["psnr"], 3), **common))
+    ood = results.get("ood")
+    if ood:
+        for source, auroc in ood["auroc"].items():
+            rows.append(EvalResult(task_type="out-of-distribution-detection", metric_type="auroc",
+                                   metric_name=f"AUROC vs {source}", metric_value=round(auroc, 4), **common))
+    return rows
+
+
+def measured_section(payload: dict, entry=None) -> str:
+    """The card's "Measured" section from a ``zoo eval`` results JSON: every number beside its ceiling or baseline,
+    the exact command and the hardware."""
+    r, env = payload["results"], payload["environment"]
+    parts = ["## Measured by `zoo eval`", "", f"{env['date']}, {env['hardware']}, torch {env['torch']}:", "",
+             "```bash", payload["command"], "```", ""]
+    if "sampling" in r:
+        s = r["sampling"]
+        parts += [f"Samples: {s['n']} with the `{s['preset']}` sampler, {s['seconds']} s on {s['device']}.", ""]
+    if "quality" in r:
+        q = r["quality"]
+        parts += [f"**Sample quality** (features: `{q['features']}`, n = {q['n']} against {q['n_real']} training "
+                  f"images). {q['note']}.", "", "| metric | this model | real-data ceiling (n test images) |",
+                  "|---|---|---|"]
+        names = {"fid": "classifier-FID (lower is better)", "kid": "classifier-KID (lower is better)",
+                 "is": "classifier-IS (higher is better)", "confident_share": "share of samples classified with p >= 0.9"}
+        parts += [f"| {names[k]} | {_f(q['model'][k])} | {_f(q['real_data_ceiling'][k])} |" for k in names]
+        parts.append("")
+    if "accuracy" in r:
+        parts += [f"**Test accuracy**: {r['accuracy']['accuracy']:.4f} on {r['accuracy']['n']} test images.", ""]
+    if "likelihood" in r:
+        lik = r["likelihood"]
+        st = lik["settings"]
+        paper = entry.reported.get("bits_per_dim", {}).get("value") if entry is not None else None
+        parts += [f"**Likelihood**: {lik['measures']}", "",
+                  f"Settings: {st['n_distributions']} intermediate distributions x {st['hmc_steps']} HMC step(s) x "
+                  f"{st['n_leapfrog']} leapfrog steps, {st['chains']} chains, {st['reference']}; {lik['seconds']} s.",
+                  "", "| | AIS | reverse AIS | paper |", "|---|---|---|---|",
+                  f"| log Z (nats) | {_f(lik['log_z']['ais'], 6)} | {_f(lik['log_z']['reverse_ais'], 6)} | |",
+                  f"| bits/dim | {_f(lik['bits_per_dim']['ais'])} | {_f(lik['bits_per_dim']['reverse_ais'])} | "
+                  f"{_f(paper) if paper is not None else ''} |",
+                  f"| HMC acceptance | {_f(lik['accept_rate']['ais'], 2)} | {_f(lik['accept_rate']['reverse_ais'], 2)} | |",
+                  ""]
+        if not lik.get("bracket_consistent", True):
+            parts += ["The bracket is inverted (reverse AIS log Z < AIS log Z). AIS' lower bound on log Z holds however "
+                      "poorly the chains mix, so bits/dim >= the AIS value is the number to trust; reverse AIS is an "
+                      "upper bound only when started from exact model samples, and test images are evidently not "
+                      "(the model puts mass where the test images are not). More distributions narrow both.", ""]
+    if "denoising" in r:
+        parts += [f"**Denoising** (`denoise()`, {r['denoising']['n']} test images):", "",
+                  "| noise sigma | PSNR noisy input (dB) | PSNR denoised (dB) | SSIM denoised |", "|---|---|---|---|"]
+        parts += [f"| {s} | {_f(v['psnr_noisy'])} | {_f(v['psnr'])} | {_f(v['ssim'], 3)} |"
+                  for s, v in r["denoising"]["results"].items()]
+        parts.append("")
+    if "inpainting" in r:
+        ip = r["inpainting"]
+        parts += [f"**Inpainting** (PSNR of the filled pixels only, {ip['n']} test images, `{ip['preset']}` sampler, "
+                  f"{ip['seconds']} s):", "", "| mask | PSNR (dB) |", "|---|---|"]
+        parts += [f"| {k} | {_f(v)} |" for k, v in ip["psnr_filled"].items()]
+        parts.append("")
+    if "ood" in r:
+        parts += [f"**OOD detection** (AUROC of -E(x), {r['ood']['n_in']} {r['ood']['split']} images "
+                  f"in-distribution; 0.5 = chance):", "", "| OOD source | AUROC |", "|---|---|"]
+        parts += [f"| {k} | {_f(v)} |" for k, v in r["ood"]["auroc"].items()]
+        parts.append("")
+    if "ranking" in r:
+        rk = r["ranking"]
+        parts += ["**Energy ranking** (mean E; real test images should have the lowest):", "",
+                  "| input | mean E | E(real) - E(input) (< 0: real ranks first) |", "|---|---|---|"]
+        parts += [f"| {k[2:]} | {_f(v, 6)} | {_f(rk.get('real_minus_' + k[2:], 0.0), 4) if k != 'E_real' else ''} |"
+                  for k, v in rk.items() if k.startswith("E_")]
+        parts.append("")
+    return "\n".join(parts)
+
+
 def build_card(config: dict, sampler_config: dict | None = None, entry=None, training: dict | None = None,
-               notes: str | None = None) -> ModelCard:
+               notes: str | None = None, measured: dict | None = None) -> ModelCard:
     """A ModelCard for weights with this config; ``training`` = {"command": ..., "stats": {...}} of the run that
-    produced them; ``notes`` = the zoo's measured notes (markdown)."""
+    produced them; ``notes`` = the zoo's notes (markdown); ``measured`` = a ``zoo eval`` results JSON (the
+    "Measured" section and the model-index)."""
     name = config.get("entry", "ebm-zoo-model")
     family = config.get("family", "ebm")
     eval_results = [EvalResult(**r) for r in (entry.card.eval_results if entry is not None and notes else [])]
+    if measured is not None and entry is not None:
+        eval_results += _eval_results(measured["results"], entry)
     data = ModelCardData(
         library_name="ebm-zoo", license="mit", tags=["energy-based-model", family],
         datasets=[entry.dataset_name()] if entry is not None and entry.data.hub_id else None,
@@ -66,6 +171,8 @@ def build_card(config: dict, sampler_config: dict | None = None, entry=None, tra
     if entry is not None and entry.weights is not None and notes:
         parts += [f"Bundled in this repository's `hub_mirror/{entry.weights.repo_id}`; the Hub repo id is "
                   f"`{entry.weights.repo_id}` (revision `{entry.weights.revision}`).", ""]
+    if measured is not None:
+        parts += [measured_section(measured, entry), ""]
     if notes:
         parts += [notes.strip(), ""]
     return ModelCard(f"---\n{data.to_yaml()}\n---\n\n" + "\n".join(parts))
@@ -90,7 +197,10 @@ def mirror_card(entry) -> str:
 
     folder = BUNDLED_MIRROR / entry.weights.repo_id
     sampler = read_json(folder / SAMPLER_CONFIG_NAME) if (folder / SAMPLER_CONFIG_NAME).is_file() else entry.sampler_config_json()
-    return str(build_card(entry.config_json(), sampler, entry, notes=notes_for(entry.name)))
+    from .results import read_results
+
+    return str(build_card(entry.config_json(), sampler, entry, notes=notes_for(entry.name),
+                          measured=read_results(entry.name)))
 
 
 def main(argv: list[str] | None = None) -> int:

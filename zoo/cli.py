@@ -10,12 +10,13 @@ torch is imported only by the commands that need it (``zoo --help`` stays fast).
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import sys
 import warnings
 from pathlib import Path
 
-MASKS = ("left", "right", "top", "bottom", "center")
+MASKS = ("left", "right", "top", "bottom", "center", "centre", "random50")  # zoo.evaluation.restoration.ALL_MASKS
 
 
 def _load_model(args):
@@ -64,30 +65,11 @@ def _inputs(args, model):
     return x[args.index:args.index + args.n]
 
 
-def _mask(kind: str, shape):
-    """1 = known pixel, 0 = to fill."""
-    import torch
-
-    _, _, h, w = shape
-    mask = torch.ones(1, 1, h, w)
-    if kind == "left":
-        mask[..., : w // 2] = 0
-    elif kind == "right":
-        mask[..., w // 2:] = 0
-    elif kind == "top":
-        mask[..., : h // 2, :] = 0
-    elif kind == "bottom":
-        mask[..., h // 2:, :] = 0
-    else:
-        mask[..., h // 4: 3 * h // 4, w // 4: 3 * w // 4] = 0
-    return mask
-
-
 def cmd_list(args) -> None:
     import zoo
 
     rows = zoo.list(family=args.family)
-    cols = ["name", "family", "dataset", "architecture", "weights"]
+    cols = ["name", "family", "dataset", "architecture", "weights", "measured"]
     widths = [max(len(c), *(len(str(r[c])) for r in rows)) for c in cols]
     print("  ".join(c.ljust(w) for c, w in zip(cols, widths)))
     for r in rows:
@@ -126,11 +108,14 @@ def cmd_denoise(args) -> None:
 
 
 def cmd_inpaint(args) -> None:
+    import torch
+
+    from zoo.evaluation.restoration import make_mask
+
     model = _load_model(args)
     x = _inputs(args, model).to(model.device, model.dtype)
-    mask = _mask(args.mask, x.shape).to(model.device, model.dtype)
+    mask = make_mask(args.mask, x.shape, torch.Generator().manual_seed(args.seed)).to(model.device, model.dtype)
     filled = model.inpaint(x, mask, preset=args.preset, seed=args.seed)
-    import torch
 
     lo = model.config["data_range"][0]
     _save_grid(torch.cat([x, mask * x + (1 - mask) * lo, filled]), args.output, model.config["data_range"], nrow=len(x))
@@ -163,48 +148,52 @@ def cmd_parzen(args) -> None:
     print(f"best sigma: {best:g}")
 
 
-def _ood_inputs(source: str, model, in_test, args):
-    """OOD images: noise:gaussian, noise:uniform, interp (mixes of two in-distribution test images, as the
-    Denoising-EBM paper), or another zoo entry's test split brought to this model's shape and range."""
-    import torch
-
-    from zoo.data import load_tensor
-    from zoo.metrics import to_shape
-    from zoo.registry import get_entry
-
-    g = torch.Generator().manual_seed(args.seed)
-    lo, hi = model.data_range
-    n = len(in_test)
-    if source == "noise:gaussian":
-        return ((lo + hi) / 2 + (hi - lo) / 4 * torch.randn(n, *model.input_shape, generator=g)).clamp(lo, hi)
-    if source == "noise:uniform":
-        return lo + (hi - lo) * torch.rand(n, *model.input_shape, generator=g)
-    if source == "interp":
-        return 0.5 * in_test + 0.5 * in_test[torch.randperm(n, generator=g)]
-    other = get_entry(source)
-    split = "test" if "test" in other.data.splits else "train"
-    x = load_tensor(other, split, args.data_dir, limit=n)
-    return to_shape(x, other.model.data_range, model.input_shape, model.data_range)
-
-
 def cmd_ood(args) -> None:
     """AUROC of -E(x): the entry's test split (in-distribution) against each OOD source."""
-    from zoo.data import load_tensor
-    from zoo.errors import InputError
-    from zoo.metrics import ood_auroc
+    from zoo.evaluation.ood import ood_table
     from zoo.registry import get_entry
 
     model = _load_model(args)
     entry = get_entry(model.config.get("entry", args.name))  # a folder or hf-hub: repo names its entry in config.json
-    split = "test" if "test" in entry.data.splits else "train"
-    in_test = load_tensor(entry, split, args.data_dir, limit=args.n)
-    if len(in_test) < 2:
-        raise InputError(f"the {split!r} split of {args.name} has fewer than 2 images")
-    print(f"OOD detection with -E(x) of {args.name} ({len(in_test)} {split} images in-distribution)")
+    table = ood_table(model, entry, args.ood, n=args.n, data_dir=args.data_dir, seed=args.seed)
+    print(f"OOD detection with -E(x) of {args.name} ({table['n_in']} {table['split']} images in-distribution)")
     print("| OOD source | AUROC |\n|---|---|")
-    for source in args.ood:
-        ood = _ood_inputs(source, model, in_test, args).to(model.device, model.dtype)
-        print(f"| {source} | {ood_auroc(model.energy, in_test.to(model.device, model.dtype), ood):.4f} |")
+    for source, auroc in table["auroc"].items():
+        print(f"| {source} | {auroc:.4f} |")
+
+
+def cmd_eval(args, argv: list[str]) -> None:
+    """Measure a model, write the results JSON and regenerate its card (bundled weights) from it."""
+    import shlex
+
+    from zoo.cards import mirror_card
+    from zoo.evaluation import AISSettings, EvalSettings, evaluate, write_results
+    from zoo.hub import BUNDLED_MIRROR
+    from zoo.registry import get_entry
+
+    model = _load_model(args).eval()
+    entry = get_entry(model.config.get("entry", args.name))
+    settings = EvalSettings(
+        metrics=tuple(args.metrics or ()), num_samples=args.num_samples, n_test=args.n_test, preset=args.preset,
+        sample_batch=args.batch_size, seed=args.seed, data_dir=args.data_dir,
+        ais=AISSettings(n_distributions=args.ais_distributions, hmc_steps=args.ais_hmc_steps,
+                        n_leapfrog=args.ais_leapfrog, step_size=args.ais_step_size), ais_chains=args.ais_chains)
+    results = evaluate(model, entry, settings, log=lambda m: print(m, file=sys.stderr))
+    command = "zoo " + " ".join(shlex.quote(a) for a in argv)
+    path = write_results(entry.name, results, command, model, args.output_json)
+    print(f"wrote {path}")
+    print(json.dumps(results, indent=1))
+    readme = BUNDLED_MIRROR / entry.weights.repo_id / "README.md" if entry.weights else None
+    if args.output_json is None and readme is not None and readme.parent.is_dir() and args.name == entry.name:
+        readme.write_text(mirror_card(entry))
+        print(f"wrote {readme}")
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 1, got {text}")
+    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -266,6 +255,30 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--revision", default=None)
     s.add_argument("--seed", type=int, default=0)
     s.set_defaults(func=cmd_ood)
+    s = sub.add_parser("eval", help="measure a model (sample quality, likelihood, denoising, inpainting, OOD, energy "
+                       "ranking), write model_cards/<entry>.eval.json and regenerate its card",
+                       epilog="example: zoo eval mdsm-mnist-small --data-dir ../shared/datasets --preset fast")
+    s.add_argument("name", help="registry entry, a local Hub-layout folder, or hf-hub:org/repo[@revision]")
+    s.add_argument("--metrics", nargs="+", default=None, choices=["quality", "likelihood", "denoising", "inpainting",
+                                                                  "ood", "ranking", "accuracy"],
+                   help="default: every metric that applies to the entry")
+    s.add_argument("--num-samples", type=_positive, default=64, help="samples for sample quality (default 64)")
+    s.add_argument("--batch-size", type=_positive, default=64, help="chains per micro-batch (default 64)")
+    s.add_argument("--preset", default=None, help="sampler preset of samples and inpainting (default: the entry's)")
+    s.add_argument("--n-test", type=_positive, default=500, help="test images for denoising / OOD / ranking / bits/dim")
+    s.add_argument("--ais-distributions", type=_positive, default=100, help="AIS intermediate distributions (paper: 10000)")
+    s.add_argument("--ais-hmc-steps", type=_positive, default=1, help="HMC transitions per distribution (paper: 10)")
+    s.add_argument("--ais-leapfrog", type=_positive, default=5, help="leapfrog steps per HMC transition")
+    s.add_argument("--ais-step-size", type=float, default=0.01, help="initial leapfrog step (adapted to 65%% acceptance)")
+    s.add_argument("--ais-chains", type=_positive, default=16, help="AIS chains (reverse AIS: test images)")
+    s.add_argument("--data-dir", default=None, help="local dataset mirror (Hub layout)")
+    s.add_argument("--output-json", default=None, help="write the results here instead of model_cards/<entry>.eval.json "
+                   "(the card is then left alone)")
+    s.add_argument("--device", default="cpu", help="torch device")
+    s.add_argument("--dtype", default="float32", choices=["float32", "float64"])
+    s.add_argument("--revision", default=None)
+    s.add_argument("--seed", type=int, default=0)
+    s.set_defaults(func=cmd_eval)
     s = sub.add_parser("parzen", help="pick sigma by the Parzen-window validation log-likelihood (DEEN)")
     s.add_argument("name", help="registry entry")
     s.add_argument("--data-dir", default=None, help="local dataset mirror (Hub layout)")
@@ -287,7 +300,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("always")
-            args.func(args)
+            args.func(args, argv if argv is not None else sys.argv[1:]) if args.func is cmd_eval else args.func(args)
     except ZooError as err:
         print(f"zoo: error: {err}", file=sys.stderr)
         return 2

@@ -122,34 +122,43 @@ def preprocess(images: np.ndarray, data, data_range: tuple[float, float]) -> tor
     return x.contiguous()
 
 
-def load_tensor(entry, split: str = "train", data_dir: str | os.PathLike | None = None,
-                limit: int | None = None) -> torch.Tensor:
-    """Decode a split once into memory: float (N, C, H, W) in the entry's data range, preprocessed.
+def load_tensor(entry, split: str = "train", data_dir: str | os.PathLike | None = None, limit: int | None = None,
+                labels: bool = False):
+    """Decode a split once into memory: float (N, C, H, W) in the entry's data range, preprocessed; with
+    ``labels=True`` also the class labels (N,) (int64) from ``data.label_column``.
 
-    A whole decoded split is cached as uint8 in ``$ZOO_DATA_CACHE`` (written atomically), so later runs
-    skip the image decoding (and need no ``datasets`` install)."""
+    A whole decoded split (and its labels, when the dataset has them) is cached as uint8 in ``$ZOO_DATA_CACHE``
+    (written atomically), so later runs skip the image decoding (and need no ``datasets`` install)."""
     data = entry.data
     if data.toy is not None:
+        if labels:
+            raise DatasetNotFoundError(f"toy dataset {data.toy!r} has no labels")
         n = data.n.get(split)
         if n is None:
             raise DatasetNotFoundError(f"toy dataset {data.toy!r} has no {split!r} split ({sorted(data.n)})")
         return make_toy(data.toy, n if limit is None else min(n, limit), data.seed + (split != "train"))
     channels = entry.model.input_shape[0]
     cache = _cache_file(data, split, channels)
-    if cache.is_file():
-        images = np.load(cache)["images"][:limit]
+    stored = np.load(cache) if cache.is_file() else None
+    if stored is not None and (not labels or "labels" in stored):
+        images, ys = stored["images"][:limit], stored["labels"][:limit] if labels else None
     else:
         ds = load_split(data, split, data_dir)
+        if labels and data.label_column not in ds.column_names:
+            raise DatasetNotFoundError(f"dataset {data.hub_id!r} has no label column {data.label_column!r} "
+                                       f"(columns: {ds.column_names})")
         if limit is not None:
             ds = ds.select(range(min(limit, len(ds))))
         mode = "L" if channels == 1 else "RGB"
         images = np.stack([_to_array(img.convert(mode), data.resize) for img in ds[data.image_column]])
+        ys = np.asarray(ds[data.label_column], dtype=np.int64) if data.label_column in ds.column_names else None
         if limit is None:
             cache.parent.mkdir(parents=True, exist_ok=True)
             tmp = cache.with_suffix(f".tmp{os.getpid()}.npz")
-            np.savez_compressed(tmp, images=images)
+            np.savez_compressed(tmp, images=images, **({"labels": ys} if ys is not None else {}))
             os.replace(tmp, cache)
-    return preprocess(images, data, tuple(entry.model.data_range))
+    x = preprocess(images, data, tuple(entry.model.data_range))
+    return (x, torch.from_numpy(ys)) if labels else x
 
 
 def random_hflip(x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:

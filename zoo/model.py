@@ -60,11 +60,13 @@ class EnergyModel(nn.Module):
 
     @property
     def device(self) -> torch.device:
-        return next(self.parameters()).device
+        p = next(self.parameters(), None)  # an energy without parameters (analytic) lives on the CPU in float32
+        return p.device if p is not None else torch.device("cpu")
 
     @property
     def dtype(self) -> torch.dtype:
-        return next(self.parameters()).dtype
+        p = next(self.parameters(), None)
+        return p.dtype if p is not None else torch.float32
 
     def _bounds(self) -> tuple[float, float]:
         lo, hi = self.data_range

@@ -79,10 +79,12 @@ def weights_status(entry: Entry, mirror: str | os.PathLike | None = None) -> str
 
 
 def list_models(family: str | None = None) -> list[dict]:
-    """One row per entry: name, family, dataset, architecture, weights status."""
+    """One row per entry: name, family, dataset, architecture, weights status, headline measured number."""
+    from .results import headline
+
     return [
         {"name": name, "family": e.family, "dataset": e.dataset_name(), "architecture": e.model.architecture["class"],
-         "weights": weights_status(e)}
+         "weights": weights_status(e), "measured": headline(name)}
         for name, e in sorted(_all().items()) if family is None or e.family == family
     ]
 

@@ -114,6 +114,7 @@ class DataSpec:
     mirror_id: str | None = None
     config: str | None = None
     image_column: str = "image"
+    label_column: str = "label"  # class labels, for objectives and metrics that need them
     splits: dict = field(default_factory=lambda: {"train": "train", "test": "test"})
     pad_to: int | None = None
     resize: int | None = None
@@ -156,6 +157,7 @@ class RecipeSpec:
     lr_min: float = 0.0  # cosine decay to lr_min over max_steps (lr_min = lr: constant)
     select: str = "last"
     grid_preset: str | None = None  # sampler preset of the sample grid written at each checkpoint
+    sample_grid: bool = True  # False: no sample grid at checkpoints (models that are not samplers, e.g. classifiers)
     parzen: ParzenSpec | None = None
 
     def validate(self, where: str) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 from torch import nn
 
 from ..errors import ConfigError
+from .classifier import SmallCNNClassifier
 from .debm import DenoisingEBM
 from .mdsm_resnet import MDSMResNet
 from .mlp import MLPEnergy, tanh_mlp
@@ -12,6 +13,7 @@ ARCHITECTURES: dict[str, type[nn.Module]] = {
     "MDSMResNet": MDSMResNet,
     "MLPEnergy": MLPEnergy,
     "DenoisingEBM": DenoisingEBM,
+    "SmallCNNClassifier": SmallCNNClassifier,
 }
 
 
@@ -27,4 +29,4 @@ def build_network(architecture: dict, input_shape: list[int]) -> nn.Module:
         raise ConfigError(f"architecture {architecture} for input shape {list(input_shape)}: {err}") from None
 
 
-__all__ = ["ARCHITECTURES", "DenoisingEBM", "MDSMResNet", "MLPEnergy", "build_network", "tanh_mlp"]
+__all__ = ["ARCHITECTURES", "DenoisingEBM", "MDSMResNet", "MLPEnergy", "SmallCNNClassifier", "build_network", "tanh_mlp"]

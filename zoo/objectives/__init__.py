@@ -3,8 +3,9 @@ entry's ``recipe.objective`` block. An objective may own state (``state_dict`` /
 buffer); the training loop checkpoints it with accelerate's ``register_for_checkpointing``."""
 from .base import (OBJECTIVES, Objective, ObjectiveContext, ObjectiveOutput, build_objective, contrastive_loss,
                    register_objective)
+from .classification import CrossEntropyObjective
 from .debm import DenoisingEBMObjective
 from .score_matching import DEENObjective, MDSMObjective, noise_levels
 
-__all__ = ["DEENObjective", "DenoisingEBMObjective", "MDSMObjective", "OBJECTIVES", "Objective", "ObjectiveContext", "ObjectiveOutput",
+__all__ = ["CrossEntropyObjective", "DEENObjective", "DenoisingEBMObjective", "MDSMObjective", "OBJECTIVES", "Objective", "ObjectiveContext", "ObjectiveOutput",
            "build_objective", "contrastive_loss", "noise_levels", "register_objective"]

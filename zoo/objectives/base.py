@@ -28,10 +28,13 @@ class ObjectiveContext:
     unwrapped: torch.nn.Module | None = None  # the bare network: run MCMC on it, not on the DDP wrapper
     sampler: Any = None  # the entry's sampler, for objectives that need negatives
     sigma0: float | None = None
+    labels: torch.Tensor | None = None  # class labels of the batch, for objectives with ``needs_labels = True``
 
 
 class Objective:
     """Base class: stateless unless a subclass overrides ``state_dict`` / ``load_state_dict``."""
+
+    needs_labels = False  # True: the loop loads the data's labels and passes the batch's in ``ctx.labels``
 
     def __call__(self, model, batch: torch.Tensor, ctx: ObjectiveContext) -> ObjectiveOutput:  # pragma: no cover
         raise NotImplementedError

@@ -27,9 +27,10 @@ class MetricsLog:
                 f.write(json.dumps(record) + "\n")
 
 
-def save_sample_grid(model, path: Path, n: int, preset: str | None, seed: int) -> None:
-    """n samples from the model's sampler (``preset``) as a PNG grid, with a progress bar. A diverging chain is
-    reported and skipped: it says something about the model, but must not end a long training run."""
+def save_sample_grid(model, path: Path, n: int, preset: str | None, seed: int) -> torch.Tensor | None:
+    """n samples from the model's sampler (``preset``) as a PNG grid, with a progress bar; returns the samples. A
+    diverging chain is reported and skipped (None): it says something about the model, but must not end a long
+    training run."""
     from torchvision.utils import save_image
 
     from ..errors import ChainDivergedError
@@ -39,7 +40,22 @@ def save_sample_grid(model, path: Path, n: int, preset: str | None, seed: int) -
             samples = model.sample(n, preset=preset, seed=seed, progress=True)
     except ChainDivergedError as err:
         print(f"warning: no sample grid {path.name}: {err}")
-        return
+        return None
     lo, hi = model.data_range
     path.parent.mkdir(parents=True, exist_ok=True)
     save_image(((samples.float() - lo) / (hi - lo)).clamp(0, 1), path, nrow=int(math.ceil(math.sqrt(n))))
+    return samples
+
+
+def checkpoint_ranking(model, real: torch.Tensor, samples: torch.Tensor | None, step: int, seed: int) -> dict:
+    """The energy-ranking diagnostic (``zoo.evaluation.ranking``) of a checkpoint on a training batch and the grid's
+    samples, as a metrics.jsonl record: a run shows whether real images come to rank below blank / thin ones."""
+    from ..evaluation.ranking import energy_ranking
+
+    was_training = model.net.training
+    model.net.eval()
+    with torch.autocast(model.device.type, enabled=False):
+        ranking = energy_ranking(model.net, real.float(), model.data_range, samples,
+                                 torch.Generator().manual_seed(seed))
+    model.net.train(was_training)
+    return {"step": step, "ranking": {k: round(v, 4) for k, v in ranking.items()}}

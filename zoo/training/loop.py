@@ -22,7 +22,7 @@ from ..errors import TrainingDivergedError, ZooError
 from ..model import EnergyModel
 from ..objectives import ObjectiveContext, build_objective
 from .args import parse_args, run_settings
-from .callbacks import MetricsLog, save_sample_grid
+from .callbacks import MetricsLog, checkpoint_ranking, save_sample_grid
 from .checkpoint import check_finite, check_settings, find_resume, save_checkpoint
 from .export import export_run
 
@@ -68,8 +68,10 @@ def _build_optimizer(net, args, accelerator):
     return optimizer, scheduler
 
 
-def train_step(net, optimizer, objective, data, batch_idx, args, step, accelerator, micro_batch, memory_format):
-    """One optimizer update (``grad_accum`` micro-batches per process); returns the last result and its generator."""
+def train_step(net, optimizer, objective, data, batch_idx, args, step, accelerator, micro_batch, memory_format,
+               labels=None):
+    """One optimizer update (``grad_accum`` micro-batches per process); returns the last result and its generator.
+    ``labels``: the training set's class labels, for objectives that need them."""
     world, rank = accelerator.num_processes, accelerator.process_index
     for j in range(args.grad_accum):
         part = j * world + rank
@@ -81,7 +83,8 @@ def train_step(net, optimizer, objective, data, batch_idx, args, step, accelerat
             x = random_hflip(x, gen)
         x = x.contiguous(memory_format=memory_format)
         ctx = ObjectiveContext(step=step, generator=gen, unwrapped=accelerator.unwrap_model(net),
-                               sigma0=args.entry_spec.model.sigma0)
+                               sigma0=args.entry_spec.model.sigma0,
+                               labels=labels[idx.to(labels.device)] if labels is not None else None)
         with accelerator.accumulate(net), accelerator.autocast():
             result = objective(net, x, ctx)
             accelerator.backward(result.loss)
@@ -98,9 +101,12 @@ def _log_step(accelerator, net, optimizer, result, x, gen, bad_loss_step, step: 
                                     f"nothing after the last good checkpoint was saved. Lower --lr.")
     unwrapped = accelerator.unwrap_model(net)
     check_finite(unwrapped, step)
+    was_training = unwrapped.training
+    unwrapped.eval()  # no BatchNorm statistics from the noise batch
     with torch.no_grad():
         noise = 0.5 + torch.randn(x.shape, generator=gen, device=x.device)
         e_data, e_noise = unwrapped(x).mean(), unwrapped(noise).mean()
+    unwrapped.train(was_training)
     logs = {k: accelerator.reduce(v.float(), "mean").item() for k, v in result.logs.items()}
     logs.update(step=step, lr=optimizer.param_groups[0]["lr"], E_data=e_data.item(), E_noise=e_noise.item(),
                 steps_per_s=steps_per_s)
@@ -132,8 +138,11 @@ def _prepare(accelerator, args):
     from timm.utils import ModelEmaV3
 
     entry = args.entry_spec
+    objective = build_objective(entry.recipe.objective, entry.model.sigma0)
     with accelerator.main_process_first():
-        data = load_tensor(entry, "train", args.data_dir, limit=args.limit_data).to(accelerator.device)
+        loaded = load_tensor(entry, "train", args.data_dir, limit=args.limit_data, labels=objective.needs_labels)
+    data, labels = loaded if objective.needs_labels else (loaded, None)
+    data, labels = data.to(accelerator.device), labels.to(accelerator.device) if labels is not None else None
     memory_format = torch.channels_last if args.channels_last else torch.contiguous_format
     model = EnergyModel(entry.config_json(), sampler_config=entry.sampler_config_json())
     if args.init_from:
@@ -142,13 +151,12 @@ def _prepare(accelerator, args):
     optimizer, scheduler = _build_optimizer(net, args, accelerator)
     net, optimizer = accelerator.prepare(net, optimizer)
     accelerator.register_for_checkpointing(scheduler)
-    objective = build_objective(entry.recipe.objective, entry.model.sigma0)
     accelerator.register_for_checkpointing(objective)
     ema = None
     if args.ema > 0:
         ema = ModelEmaV3(accelerator.unwrap_model(net), decay=args.ema)
         accelerator.register_for_checkpointing(ema)
-    return data, net, optimizer, scheduler, objective, ema, memory_format
+    return data, labels, net, optimizer, scheduler, objective, ema, memory_format
 
 
 def train(args) -> Path:
@@ -178,15 +186,17 @@ def train(args) -> Path:
                           f"in {out / 'export'} is left as it is.")
         return out / "export"
 
-    data, net, optimizer, scheduler, objective, ema, memory_format = _prepare(accelerator, args)
+    data, labels, net, optimizer, scheduler, objective, ema, memory_format = _prepare(accelerator, args)
     if resume_from:
         accelerator.load_state(str(resume_from))
         accelerator.print(f"resumed from {resume_from} at step {step}")
     if accelerator.is_main_process:
         out.mkdir(parents=True, exist_ok=True)
     log = MetricsLog(out / "metrics.jsonl", step, accelerator.is_main_process)
+    ranking_log = MetricsLog(out / "ranking.jsonl", step, accelerator.is_main_process)  # per checkpoint
 
     grid_n = args.grid_n if args.grid_n is not None else (64 if accelerator.device.type == "cuda" else 16)
+    grid_n = grid_n if entry.recipe.sample_grid else 0
     order = BatchOrder(len(data), args.batch_size, args.seed)
     start, first_step, last_logs = time.time(), step, {}
     bad_loss_step = torch.full((), -1, dtype=torch.long, device=accelerator.device)
@@ -195,7 +205,7 @@ def train(args) -> Path:
     while step < args.max_steps:
         scheduler.step_update(step)
         result, x, gen = train_step(net, optimizer, objective, data, order(step), args, step, accelerator, micro_batch,
-                                    memory_format)
+                                    memory_format, labels)
         bad = ~torch.isfinite(result.loss.detach())
         bad_loss_step = torch.where(bad & (bad_loss_step < 0), step + 1, bad_loss_step)
         step += 1
@@ -219,8 +229,9 @@ def train(args) -> Path:
             if accelerator.is_main_process and grid_n > 0 and len(entry.model.input_shape) == 3:
                 grid_net = ema.module if ema is not None else accelerator.unwrap_model(net)
                 grid_model = EnergyModel(entry.config_json(), grid_net, entry.sampler_config_json())
-                save_sample_grid(grid_model, out / "samples" / f"step_{step:08d}.png", grid_n, args.grid_preset,
-                                 args.seed)
+                samples = save_sample_grid(grid_model, out / "samples" / f"step_{step:08d}.png", grid_n,
+                                           args.grid_preset, args.seed)
+                ranking_log.write(checkpoint_ranking(grid_model, x, samples, step, args.seed))
         if out_of_time:
             break
     bar.close()

@@ -1,0 +1,149 @@
+"""zoo eval: AIS / reverse AIS on energies with known log Z, FID/KID/IS, restoration metrics, OOD, energy ranking,
+the classifier recipe, and the results JSON -> card (model-index) round trip."""
+import json
+import math
+
+import pytest
+import torch
+from huggingface_hub import ModelCard
+
+import zoo
+from zoo.evaluation import AISSettings, GaussianReference, ais_log_z, bits_per_dim, reverse_ais_log_z
+from zoo.evaluation.quality import ClassifierFeatures, sample_quality
+from zoo.evaluation.ranking import energy_ranking
+from zoo.evaluation.restoration import denoising, make_mask, masked_psnr
+from zoo.training import main
+
+D = 8
+SETTINGS = AISSettings(n_distributions=1000, hmc_steps=1, n_leapfrog=5, step_size=0.1)
+
+
+def _bracket(energy, true_log_z, start, reference, tol):
+    g = torch.Generator().manual_seed(0)
+    forward = ais_log_z(energy, reference, (D,), 128, SETTINGS, g)
+    reverse = reverse_ais_log_z(energy, reference, start, SETTINGS, g)
+    assert forward.log_z <= true_log_z + tol and reverse.log_z >= true_log_z - tol
+    assert abs(forward.log_z - true_log_z) < tol and abs(reverse.log_z - true_log_z) < tol
+    return forward, reverse
+
+
+def test_ais_and_reverse_ais_bracket_the_log_z_of_a_gaussian():
+    mean, var = torch.linspace(-1, 1, D, dtype=torch.float64), 0.3**2
+    true = 0.5 * D * math.log(2 * math.pi * var)
+    exact = mean + math.sqrt(var) * torch.randn(128, D, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    ref = GaussianReference(torch.zeros(D, dtype=torch.float64), 1.0)
+    _bracket(lambda x: (x - mean).pow(2).sum(1) / (2 * var), true, exact, ref, tol=0.15)
+    # a wrong scale (E/2: log Z larger by D/2 log 2) is detected
+    forward = ais_log_z(lambda x: (x - mean).pow(2).sum(1) / (4 * var), ref, (D,), 128, SETTINGS,
+                        torch.Generator().manual_seed(0))
+    assert abs(forward.log_z - true) > 1.0
+
+
+def test_ais_and_reverse_ais_bracket_the_log_z_of_a_gaussian_mixture():
+    mus = torch.stack([torch.full((D,), -1.5), torch.full((D,), 1.5)]).double()
+    w, var = torch.tensor([0.3, 0.7], dtype=torch.float64), 0.5**2
+
+    def energy(x):  # unnormalised: Z = (2 pi var)^(D/2) since the weights sum to 1
+        return -torch.logsumexp(torch.log(w) - (x[:, None] - mus).pow(2).sum(2) / (2 * var), 1)
+
+    g = torch.Generator().manual_seed(2)
+    k = torch.multinomial(w, 128, replacement=True, generator=g)
+    exact = mus[k] + math.sqrt(var) * torch.randn(128, D, generator=g, dtype=torch.float64)
+    _bracket(energy, 0.5 * D * math.log(2 * math.pi * var), exact,
+             GaussianReference(torch.zeros(D, dtype=torch.float64), 2.0), tol=0.3)
+
+
+def test_bits_per_dim_rescales_the_density_to_pixel_values_in_0_255():
+    # a uniform density on [0, 1]^D (E = 0, log Z = 0) is uniform on [0, 255]^D: log2(255) bits per dimension
+    assert bits_per_dim(torch.zeros(5), 0.0, 10, (0.0, 1.0)) == pytest.approx(math.log2(255))
+    assert bits_per_dim(torch.zeros(5), 0.0, 10, (-1.0, 1.0)) == pytest.approx(math.log2(255 / 2))
+
+
+def test_ais_settings_reject_bad_values():
+    with pytest.raises(zoo.ConfigError, match="n_distributions"):
+        AISSettings(n_distributions=0)
+
+
+def _random_classifier():
+    torch.manual_seed(0)
+    net = zoo.EnergyModel({"entry": "c", "family": "classifier", "input_shape": [1, 16, 16], "data_range": [0.0, 1.0],
+                           "sigma0": 1.0, "architecture": {"class": "SmallCNNClassifier", "width": 4, "features": 16}})
+    return net.eval()
+
+
+def test_fid_kid_of_a_set_against_itself_is_zero_and_against_noise_large():
+    clf = _random_classifier()
+    feats, logits = ClassifierFeatures(clf, (0.0, 1.0)), ClassifierFeatures(clf, (0.0, 1.0), "logits")
+    g = torch.Generator().manual_seed(0)
+    x = torch.zeros(64, 1, 14, 14)  # smaller images are padded to the classifier's 16x16
+    for i in range(64):
+        x[i, 0, i % 7: i % 7 + 6, 3:11] = 1.0
+    same = sample_quality(x, x, feats, logits)
+    noise = sample_quality(torch.rand(64, 1, 14, 14, generator=g), x, feats, logits)
+    # an untrained network has a small feature scale: compare the two relative to each other
+    assert abs(same["fid"]) < 1e-6 * noise["fid"] and abs(same["kid"]) < 1e-2 * noise["kid"]
+    assert same["is"] >= 1.0
+
+
+def test_identity_denoising_psnr_equals_the_noisy_psnr_and_masked_psnr_sees_only_the_hole():
+    class Flat(torch.nn.Module):  # E = 0: the jump x - sigma^2 grad E is the identity
+        def forward(self, x):
+            return 0.0 * x.flatten(1).sum(1)
+
+    model = zoo.EnergyModel({"entry": "flat", "family": "ebm", "input_shape": [1, 8, 8], "data_range": [0.0, 1.0],
+                             "sigma0": 0.1, "architecture": {"class": "Flat"}}, Flat())
+    x = torch.rand(16, 1, 8, 8, generator=torch.Generator().manual_seed(0))
+    res = denoising(model, x, [0.05, 0.2], torch.Generator().manual_seed(1))
+    for v in res.values():
+        assert v["psnr"] == pytest.approx(v["psnr_noisy"], abs=0.05)  # equal up to the clamp to [0, 1]
+    mask = make_mask("left", x.shape)
+    assert mask[..., :4].eq(0).all() and mask[..., 4:].eq(1).all()
+    wrong_outside = torch.where(mask.bool(), 1 - x, x)  # perfect in the hole, wrong where known
+    assert masked_psnr(wrong_outside, x, mask, (0.0, 1.0)) > 100
+    assert make_mask("random50", (4, 3, 8, 8), torch.Generator().manual_seed(0)).mean().item() == pytest.approx(0.5, abs=0.1)
+    with pytest.raises(zoo.InputError, match="unknown mask"):
+        make_mask("diagonal", x.shape)
+
+
+def test_energy_ranking_flags_a_model_that_prefers_blank_images():
+    real = torch.zeros(8, 1, 8, 8)
+    real[:, :, 2:6, 2:6] = 1.0
+    good = energy_ranking(lambda x: (x - real[:1]).pow(2).flatten(1).sum(1), real, (0.0, 1.0))
+    bad = energy_ranking(lambda x: x.flatten(1).sum(1), real, (0.0, 1.0))  # less ink = lower energy
+    assert good["real_minus_blank"] < 0 and good["real_minus_half_ink"] < 0 and good["real_minus_noise"] < 0
+    assert bad["real_minus_blank"] > 0 and bad["real_minus_half_ink"] > 0
+
+
+def test_classifier_recipe_trains_on_labels_and_exports(tmp_path, synthetic_mnist):
+    export = main("classifier", ["--entry", "classifier-mnist", "--data-dir", str(synthetic_mnist), "--output-dir",
+                                 str(tmp_path / "c"), "--max-steps", "30", "--batch-size", "16",
+                                 "--set", "model.architecture.width=4", "--set", "model.architecture.features=8",
+                                 "--set", "recipe.optimizer.lr=0.01", "--log-every", "10"])
+    logs = [json.loads(line) for line in (tmp_path / "c" / "metrics.jsonl").read_text().splitlines()]
+    assert logs[-1]["accuracy"] > logs[0]["accuracy"] or logs[-1]["accuracy"] == 1.0
+    assert logs[-1]["loss"] < logs[0]["loss"]
+    assert not (tmp_path / "c" / "samples").exists()  # classifiers write no sample grids
+    clf = zoo.load(str(export))
+    assert clf.net(torch.rand(2, 1, 32, 32), output="logits").shape == (2, 10)
+
+
+def test_zoo_eval_writes_the_json_and_a_card_whose_model_index_parses(tmp_path, synthetic_mnist, capsys):
+    from zoo.cards import build_card
+    from zoo.cli import main as cli
+
+    folder = synthetic_mnist / "ylecun" / "mnist" / "mnist"
+    (folder / "test-00000-of-00001.parquet").write_bytes((folder / "train-00000-of-00001.parquet").read_bytes())
+    out = tmp_path / "deen.json"
+    assert cli(["eval", "deen-mnist", "--data-dir", str(synthetic_mnist), "--metrics", "likelihood", "denoising",
+                "ranking", "--num-samples", "4", "--n-test", "16", "--ais-distributions", "5", "--ais-chains", "4",
+                "--ais-leapfrog", "2", "--output-json", str(out)]) == 0
+    payload = json.loads(out.read_text())
+    assert payload["command"].startswith("zoo eval deen-mnist") and payload["entry"] == "deen-mnist"
+    res = payload["results"]
+    assert set(res) == {"likelihood", "denoising", "ranking", "sampling"}
+    assert math.isfinite(res["likelihood"]["bits_per_dim"]["ais"]) and "0.14" in res["denoising"]["results"]
+    card = ModelCard(str(build_card(zoo.get_entry("deen-mnist").config_json(), None, zoo.get_entry("deen-mnist"),
+                                    measured=payload)))
+    metrics = {r.metric_type for r in card.data.eval_results}
+    assert {"bits-per-dim", "psnr"} <= metrics
+    assert "## Measured by `zoo eval`" in card.text and payload["command"] in card.text

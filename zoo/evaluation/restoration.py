@@ -1,0 +1,73 @@
+"""Denoising and inpainting quality on test images.
+
+* ``denoising``: PSNR / SSIM (torchmetrics) of ``model.denoise(x + sigma n, sigma)`` against x for each sigma, next to
+  the PSNR of the noisy input itself (the "do nothing" baseline).
+* ``inpainting``: PSNR on the filled region only, for the standard masks ``centre`` (the central square of half the
+  side), ``left`` (the left half) and ``random50`` (each pixel missing with probability 1/2, seeded).
+"""
+from __future__ import annotations
+
+import torch
+
+from ..errors import InputError
+from ..metrics import psnr
+
+MASKS = ("centre", "left", "random50")  # the standard masks of the evaluation
+ALL_MASKS = ("centre", "center", "left", "right", "top", "bottom", "random50")
+
+
+def make_mask(kind: str, shape, generator: torch.Generator | None = None) -> torch.Tensor:
+    """A 0/1 mask of ``shape`` (B, C, H, W); 1 = known pixel, 0 = to fill (the same pixels in every channel):
+    ``centre`` (= ``center``, the central square of half the side), ``left`` / ``right`` / ``top`` / ``bottom``
+    halves, ``random50`` (each pixel missing with probability 1/2, from ``generator``)."""
+    b, c, h, w = shape
+    mask = torch.ones(b, 1, h, w)
+    if kind in ("centre", "center"):
+        mask[:, :, h // 4:h - h // 4, w // 4:w - w // 4] = 0
+    elif kind == "left":
+        mask[..., : w // 2] = 0
+    elif kind == "right":
+        mask[..., w // 2:] = 0
+    elif kind == "top":
+        mask[..., : h // 2, :] = 0
+    elif kind == "bottom":
+        mask[..., h // 2:, :] = 0
+    elif kind == "random50":
+        mask = (torch.rand(b, 1, h, w, generator=generator) >= 0.5).float()
+    else:
+        raise InputError(f"unknown mask {kind!r}; known: {list(ALL_MASKS)}")
+    return mask.expand(b, c, h, w).contiguous()
+
+
+def masked_psnr(preds: torch.Tensor, target: torch.Tensor, mask: torch.Tensor, data_range) -> float:
+    """Mean per-image PSNR over the pixels where ``mask == 0`` only."""
+    lo, hi = data_range
+    hole = (mask == 0).float()
+    mse = ((preds.clamp(lo, hi) - target).pow(2) * hole).flatten(1).sum(1) / hole.flatten(1).sum(1).clamp_min(1)
+    return float((10 * torch.log10((hi - lo) ** 2 / mse.clamp_min(1e-12))).mean())
+
+
+def denoising(model, x: torch.Tensor, sigmas, generator: torch.Generator | None = None) -> dict[str, dict]:
+    """{sigma: {psnr, ssim, psnr_noisy}} of the model's single-step denoiser on clean images ``x``."""
+    from torchmetrics.functional.image import structural_similarity_index_measure as ssim
+
+    lo, hi = model.data_range
+    out = {}
+    for sigma in sigmas:
+        noisy = x + float(sigma) * torch.randn(x.shape, generator=generator, dtype=x.dtype)
+        clean = model.denoise(noisy.clamp(*model._bounds()), float(sigma)).cpu().float()
+        out[f"{float(sigma):g}"] = {
+            "psnr": psnr(clean, x, (lo, hi)), "psnr_noisy": psnr(noisy, x, (lo, hi)),
+            "ssim": float(ssim(clean.clamp(lo, hi), x, data_range=hi - lo))}
+    return out
+
+
+def inpainting(model, x: torch.Tensor, masks=MASKS, seed: int = 0, **sample_kwargs) -> dict[str, float]:
+    """{mask: PSNR of the filled pixels} of ``model.inpaint`` (keywords as sample(), e.g. preset="fast")."""
+    g = torch.Generator().manual_seed(seed)
+    out = {}
+    for kind in masks:
+        mask = make_mask(kind, x.shape, g)
+        filled = model.inpaint(x, mask, seed=seed, progress=False, **sample_kwargs).cpu().float()
+        out[kind] = masked_psnr(filled, x, mask, model.data_range)
+    return out
