@@ -46,7 +46,10 @@ def _eval_results(results: dict, entry) -> list[EvalResult]:
     rows = []
     q = results.get("quality")
     if q:
-        for key, label in (("fid", "classifier-FID"), ("kid", "classifier-KID"), ("is", "classifier-IS")):
+        prefix = "classifier-" if q["features"].startswith("classifier") else ""
+        for key, label in (("fid", f"{prefix}FID"), ("kid", f"{prefix}KID"), ("is", f"{prefix}IS")):
+            if key not in q["model"]:
+                continue
             rows.append(EvalResult(task_type="unconditional-image-generation", metric_type=label.lower(),
                                    metric_name=f"{label} ({q['features']}, n={q['n']})",
                                    metric_value=round(q["model"][key], 4), **common))
@@ -86,9 +89,11 @@ def measured_section(payload: dict, entry=None) -> str:
         parts += [f"**Sample quality** (features: `{q['features']}`, n = {q['n']} against {q['n_real']} training "
                   f"images). {q['note']}.", "", "| metric | this model | real-data ceiling (n test images) |",
                   "|---|---|---|"]
-        names = {"fid": "classifier-FID (lower is better)", "kid": "classifier-KID (lower is better)",
-                 "is": "classifier-IS (higher is better)", "confident_share": "share of samples classified with p >= 0.9"}
-        parts += [f"| {names[k]} | {_f(q['model'][k])} | {_f(q['real_data_ceiling'][k])} |" for k in names]
+        prefix = "classifier-" if q["features"].startswith("classifier") else ""
+        names = {"fid": f"{prefix}FID (lower is better)", "kid": f"{prefix}KID (lower is better)",
+                 "is": f"{prefix}IS (higher is better)", "confident_share": "share of samples classified with p >= 0.9"}
+        parts += [f"| {names[k]} | {_f(q['model'][k])} | {_f(q['real_data_ceiling'][k])} |" for k in names
+                  if k in q["model"]]
         parts.append("")
     if "accuracy" in r:
         parts += [f"**Test accuracy**: {r['accuracy']['accuracy']:.4f} on {r['accuracy']['n']} test images.", ""]

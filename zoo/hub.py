@@ -191,7 +191,8 @@ def save_folder(model, save_directory: str | os.PathLike, *, card: str | None = 
 
     from .cards import default_card
 
-    state = {k: v.detach().to("cpu", dtype or v.dtype).contiguous() for k, v in model.net.state_dict().items()}
+    state = {k: v.detach().to("cpu", dtype if dtype and v.is_floating_point() else v.dtype).contiguous()
+             for k, v in model.net.state_dict().items()}  # integer buffers (BatchNorm's counter) keep their dtype
     bad = [k for k, v in state.items() if v.is_floating_point() and not torch.isfinite(v).all()]
     if bad:
         raise InputError(f"refusing to save non-finite weights (NaN/inf in {bad[:5]})")

@@ -50,6 +50,17 @@ class ClassifierFeatures(nn.Module):
         return self.classifier.net(x, output=self.output).double()
 
 
+class Coordinates(nn.Module):
+    """The identity feature map of low-dimensional (e.g. 2-D toy) data: FID / KID on the points themselves."""
+
+    def __init__(self, dim: int):
+        super().__init__()
+        self.num_features = dim
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.flatten(1).double()
+
+
 def classifier_for(entry, mirror=None):
     """The bundled evaluation classifier for an entry's dataset (an ``EnergyModel`` in eval mode)."""
     from ..loading import load
