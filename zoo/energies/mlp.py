@@ -19,11 +19,16 @@ def tanh_mlp(in_features: int, hidden: list[int], out_features: int) -> nn.Seque
 
 
 class MLPEnergy(nn.Module):
-    """Energy E(x) -> (B,) for inputs of shape (B, *input_shape), flattened."""
+    """Energy E(x) -> (B,) for inputs of shape (B, *input_shape), flattened. ``base_precision`` > 0 adds a fixed
+    Gaussian term base_precision |x|^2 / 2 (a tanh MLP is bounded, so exp(-E) alone has no finite Z on R^d; the
+    maximum-likelihood and NCE entries need a normalisable model)."""
 
-    def __init__(self, input_shape: list[int], hidden: list[int]):
+    def __init__(self, input_shape: list[int], hidden: list[int], base_precision: float = 0.0):
         super().__init__()
         self.mlp = tanh_mlp(int(torch.Size(input_shape).numel()), list(hidden), 1)
+        self.base_precision = float(base_precision)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.mlp(x.flatten(1)).squeeze(1)
+        x = x.flatten(1)
+        energy = self.mlp(x).squeeze(1)
+        return energy + 0.5 * self.base_precision * x.pow(2).sum(1) if self.base_precision else energy

@@ -5,7 +5,12 @@ from .base import (OBJECTIVES, Objective, ObjectiveContext, ObjectiveOutput, bui
                    register_objective)
 from .classification import CrossEntropyObjective
 from .debm import DenoisingEBMObjective
-from .score_matching import DEENObjective, MDSMObjective, noise_levels
+from .maximum_likelihood import MaximumLikelihoodObjective
+from .nce import NCEObjective
+from .score_matching import (DEENObjective, DSMObjective, MDSMObjective, ScoreMatchingObjective,
+                             SlicedScoreMatchingObjective, denoising_residual, noise_levels)
 
-__all__ = ["CrossEntropyObjective", "DEENObjective", "DenoisingEBMObjective", "MDSMObjective", "OBJECTIVES", "Objective", "ObjectiveContext", "ObjectiveOutput",
-           "build_objective", "contrastive_loss", "noise_levels", "register_objective"]
+__all__ = ["CrossEntropyObjective", "DEENObjective", "DSMObjective", "DenoisingEBMObjective", "MDSMObjective",
+           "MaximumLikelihoodObjective", "NCEObjective", "OBJECTIVES", "Objective", "ObjectiveContext",
+           "ObjectiveOutput", "ScoreMatchingObjective", "SlicedScoreMatchingObjective", "build_objective",
+           "contrastive_loss", "denoising_residual", "noise_levels", "register_objective"]

@@ -1,4 +1,15 @@
-"""Denoising score matching objectives: MDSM (multiscale) and DEEN (single scale)."""
+"""Score matching objectives (Song & Kingma 2021, Sec. 3), all written for E with s(x) = -grad E(x):
+
+* ``sm``   exact score matching, eq. (8):  E_data[ 1/2 |grad E|^2 - tr(Hess E) ]  (Hessian trace by d backward passes)
+* ``ssm``  sliced score matching, eq. (15): E_data E_v[ 1/2 (v . grad E)^2 - v^T Hess E v ]; ``variance_reduced``:
+           eq. (17), 1/2 |grad E|^2 in closed form for v ~ N(0, I)
+* ``dsm``  denoising score matching, eq. (10): E[ 1/2 |grad E(x~) - (x~ - x)/sigma^2|^2 ],  x~ = x + sigma n
+* ``mdsm`` its multiscale variant (MDSM eq. 7), ``deen`` DEEN's scaling of eq. (10) (Saremi et al. 2018, eq. 9)
+
+The eqs. (8), (15), (17) as printed in the paper (and ../shared/papers) have "+" before the second-derivative term;
+with log p = -E the Fisher divergence gives "-" (Hyvarinen 2005, with psi = -grad E): the printed sign would drive
+the precision of a Gaussian to -1/Var. The consistency tests (tests/test_objectives.py) pin the sign.
+"""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -28,6 +39,31 @@ def _check_batch(x: torch.Tensor) -> None:
         raise ConfigError("the objective got an empty batch")
 
 
+def _rows(v: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    return v.view(-1, *[1] * (x.dim() - 1))
+
+
+def _sq(v: torch.Tensor) -> torch.Tensor:
+    return v.pow(2).flatten(1).sum(1)
+
+
+def denoising_residual(model, x: torch.Tensor, sigma: torch.Tensor, target_sigma: torch.Tensor, generator):
+    """grad E(x~) - (x~ - x) / target_sigma^2 at x~ = x + sigma n (per-sample sigma, target_sigma: (B,) or scalars),
+    with the graph kept for the parameter gradient (double backprop); returns (E(x~), residual). The one
+    denoising-score-matching term behind ``dsm``, ``deen`` and ``mdsm``."""
+    sigma, target_sigma = _rows(torch.as_tensor(sigma, dtype=x.dtype, device=x.device).expand(x.shape[0]), x), \
+        _rows(torch.as_tensor(target_sigma, dtype=x.dtype, device=x.device).expand(x.shape[0]), x)
+    x_noisy = (x + sigma * _gaussian_like(x, generator)).requires_grad_(True)
+    energy, grad = energy_and_grad(model, x_noisy, create_graph=True)
+    return energy, grad - (x_noisy - x) / target_sigma**2
+
+
+def _output(loss: torch.Tensor, energy: torch.Tensor, log_scale: float = 1.0) -> ObjectiveOutput:
+    # 0 * E keeps every parameter (e.g. the head's constant bias) in the graph, so DDP sees a gradient for all.
+    loss = loss + 0.0 * energy.sum()
+    return ObjectiveOutput(loss, {"loss": loss.detach() * log_scale, "E_noisy": energy.detach().mean()})
+
+
 @register_objective("mdsm")
 @dataclass
 class MDSMObjective(Objective):
@@ -46,27 +82,84 @@ class MDSMObjective(Objective):
 
     def __call__(self, model, x: torch.Tensor, ctx: ObjectiveContext) -> ObjectiveOutput:
         _check_batch(x)
-        sigmas = noise_levels(x.shape[0], self.sigma_min, self.sigma_max, self.spacing)
-        sigmas = sigmas.to(x.device, x.dtype).view(-1, *[1] * (x.dim() - 1))
-        x_noisy = (x + sigmas * _gaussian_like(x, ctx.generator)).requires_grad_(True)
-        energy, grad = energy_and_grad(model, x_noisy, create_graph=True)
-        residual = (x - x_noisy) / (sigmas * self.sigma0**2) + grad / sigmas
-        loss = residual.pow(2).flatten(1).sum(1).mean()
-        # 0 * E keeps every parameter (e.g. the head's constant bias) in the graph, so DDP sees a gradient for all.
-        loss = loss + 0.0 * energy.sum()
-        return ObjectiveOutput(loss, {"loss": loss.detach() * self.sigma0**4, "E_noisy": energy.detach().mean()})
+        sigmas = noise_levels(x.shape[0], self.sigma_min, self.sigma_max, self.spacing).to(x.device, x.dtype)
+        energy, residual = denoising_residual(model, x, sigmas, self.sigma0, ctx.generator)
+        loss = _sq(residual / _rows(sigmas, x)).mean()
+        return _output(loss, energy, self.sigma0**4)
 
 
 @register_objective("deen")
 @dataclass
 class DEENObjective(Objective):
-    """DEEN (Saremi et al. 2018, eq. 9): L = (1/B) sum_i || x_i - xi_i + sigma^2 grad E(xi_i) ||^2, xi_i = x_i + sigma n_i."""
+    """DEEN (Saremi et al. 2018, eq. 9): L = (1/B) sum_i || x_i - xi_i + sigma^2 grad E(xi_i) ||^2, xi_i = x_i + sigma n_i
+    (= 2 sigma^4 times eq. (10))."""
 
     sigma0: float
 
     def __call__(self, model, x: torch.Tensor, ctx: ObjectiveContext) -> ObjectiveOutput:
         _check_batch(x)
-        xi = (x + self.sigma0 * _gaussian_like(x, ctx.generator)).requires_grad_(True)
-        energy, grad = energy_and_grad(model, xi, create_graph=True)
-        loss = (x - xi + self.sigma0**2 * grad).pow(2).flatten(1).sum(1).mean() + 0.0 * energy.sum()
-        return ObjectiveOutput(loss, {"loss": loss.detach(), "E_noisy": energy.detach().mean()})
+        energy, residual = denoising_residual(model, x, self.sigma0, self.sigma0, ctx.generator)
+        return _output(_sq(self.sigma0**2 * residual).mean(), energy)
+
+
+@register_objective("dsm")
+@dataclass
+class DSMObjective(Objective):
+    """Denoising score matching, Song & Kingma eq. (10), at one noise level ``sigma`` (default: the entry's sigma0)."""
+
+    sigma0: float
+    sigma: float | None = None
+
+    def __call__(self, model, x: torch.Tensor, ctx: ObjectiveContext) -> ObjectiveOutput:
+        _check_batch(x)
+        sigma = self.sigma or self.sigma0
+        energy, residual = denoising_residual(model, x, sigma, sigma, ctx.generator)
+        return _output(0.5 * _sq(residual).mean(), energy)
+
+
+@register_objective("sm")
+@dataclass
+class ScoreMatchingObjective(Objective):
+    """Exact score matching, eq. (8) (sign as in the module docstring): the Hessian trace takes d extra backward
+    passes, so this is for low-dimensional data (the 2-D toys)."""
+
+    def __call__(self, model, x: torch.Tensor, ctx: ObjectiveContext) -> ObjectiveOutput:
+        _check_batch(x)
+        x = x.detach().requires_grad_(True)
+        energy, grad = energy_and_grad(model, x, create_graph=True)
+        flat = grad.flatten(1)
+        trace = sum(torch.autograd.grad(flat[:, i].sum(), x, create_graph=True)[0].flatten(1)[:, i]
+                    for i in range(flat.shape[1]))
+        return _output((0.5 * _sq(grad) - trace).mean(), energy)
+
+
+@register_objective("ssm")
+@dataclass
+class SlicedScoreMatchingObjective(Objective):
+    """Sliced score matching, eq. (15) with ``n_projections`` random directions v per sample (``distribution``
+    "gaussian" or "rademacher"); ``variance_reduced``: eq. (17) (v ~ N(0, I), 1/2 |grad E|^2 in closed form)."""
+
+    n_projections: int = 1
+    variance_reduced: bool = False
+    distribution: str = "gaussian"
+
+    def __post_init__(self):
+        if self.distribution not in ("gaussian", "rademacher"):
+            raise ConfigError(f"ssm distribution must be 'gaussian' or 'rademacher', got {self.distribution!r}")
+        if self.variance_reduced and self.distribution != "gaussian":
+            raise ConfigError("ssm variance_reduced (eq. 17) needs distribution 'gaussian'")
+
+    def __call__(self, model, x: torch.Tensor, ctx: ObjectiveContext) -> ObjectiveOutput:
+        _check_batch(x)
+        x = x.detach().requires_grad_(True)
+        energy, grad = energy_and_grad(model, x, create_graph=True)
+        total = 0.0
+        for _ in range(self.n_projections):
+            v = _gaussian_like(x, ctx.generator)
+            if self.distribution == "rademacher":
+                v = v.sign()
+            gv = (grad * v).flatten(1).sum(1)
+            hvv = (torch.autograd.grad(gv.sum(), x, create_graph=True)[0] * v).flatten(1).sum(1)
+            first = 0.5 * _sq(grad) if self.variance_reduced else 0.5 * gv**2
+            total = total + (first - hvv).mean()
+        return _output(total / self.n_projections, energy)

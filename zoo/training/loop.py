@@ -50,8 +50,9 @@ def _hardware(accelerator) -> str:
     return f"{accelerator.num_processes} process(es) on CPU ({platform.processor() or platform.machine()}, {os.cpu_count()} cores)"
 
 
-def _build_optimizer(net, args, accelerator):
-    """timm's create_optimizer_v2 with the entry's optimizer name and options; timm's cosine schedule per update."""
+def _build_optimizer(net, objective, args, accelerator):
+    """timm's create_optimizer_v2 with the entry's optimizer name and options (over the network and the objective's
+    own parameters, e.g. NCE's log Z); timm's cosine schedule per update."""
     from timm.optim import create_optimizer_v2
     from timm.scheduler import CosineLRScheduler
 
@@ -60,12 +61,17 @@ def _build_optimizer(net, args, accelerator):
     if accelerator.device.type == "cuda" and spec.name in ("adam", "adamw"):
         extra["fused"] = True
     try:
-        optimizer = create_optimizer_v2(net, opt=spec.name, lr=args.lr, weight_decay=spec.weight_decay, **extra)
+        trained = torch.nn.ModuleDict({"net": net, "objective": objective}) if _own_parameters(objective) else net
+        optimizer = create_optimizer_v2(trained, opt=spec.name, lr=args.lr, weight_decay=spec.weight_decay, **extra)
     except (ValueError, AssertionError, TypeError) as err:
         raise ZooError(f"recipe.optimizer {spec}: {err}") from None
     scheduler = CosineLRScheduler(optimizer, t_initial=args.max_steps, lr_min=args.entry_spec.recipe.lr_min,
                                   t_in_epochs=False)
     return optimizer, scheduler
+
+
+def _own_parameters(objective) -> list:
+    return list(objective.parameters()) if isinstance(objective, torch.nn.Module) else []
 
 
 def train_step(net, optimizer, objective, data, batch_idx, args, step, accelerator, micro_batch, memory_format,
@@ -88,6 +94,11 @@ def train_step(net, optimizer, objective, data, batch_idx, args, step, accelerat
         with accelerator.accumulate(net), accelerator.autocast():
             result = objective(net, x, ctx)
             accelerator.backward(result.loss)
+            if world > 1:  # DDP syncs the network's gradients; the objective's own parameters are synced here
+                for p in _own_parameters(objective):
+                    p.grad = accelerator.reduce(p.grad, "mean")
+            if args.entry_spec.recipe.grad_clip:
+                accelerator.clip_grad_norm_(net.parameters(), args.entry_spec.recipe.grad_clip)
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
     return result, x, gen
@@ -148,7 +159,8 @@ def _prepare(accelerator, args):
     if args.init_from:
         model.net.load_state_dict(EnergyModel.from_pretrained(args.init_from).net.state_dict(), strict=True)
     net = model.net.to(accelerator.device, memory_format=memory_format)
-    optimizer, scheduler = _build_optimizer(net, args, accelerator)
+    objective = objective.to(accelerator.device) if _own_parameters(objective) else objective
+    optimizer, scheduler = _build_optimizer(net, objective, args, accelerator)
     net, optimizer = accelerator.prepare(net, optimizer)
     accelerator.register_for_checkpointing(scheduler)
     accelerator.register_for_checkpointing(objective)
