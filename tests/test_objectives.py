@@ -102,3 +102,29 @@ def test_a_diverging_negative_chain_is_reported_not_trained_on():
     x = TRUE_MEAN + TRUE_STD * torch.randn(64, 2)
     with pytest.raises(zoo.ChainDivergedError, match="diverged"):
         objective(model, x, ObjectiveContext(generator=torch.Generator().manual_seed(0), unwrapped=model))
+
+
+def test_the_ebm_recipe_trains_a_toy_entry_with_each_objective(tmp_path):
+    from zoo.training import main
+
+    for name, extra in [("sm", []), ("ssm", ["--set", "recipe.objective.variance_reduced=true"]), ("dsm", []),
+                        ("nce", []), ("ml", ["--set", "recipe.objective.mode=pcd", "--set", "recipe.objective.steps=3"])]:
+        out = tmp_path / name
+        export = main("ebm", ["--entry", "ebm-2d-gmm-ml", "--output-dir", str(out), "--max-steps", "4",
+                              "--batch-size", "32", "--log-every", "2", "--set", f"recipe.objective.name={name}", *extra])
+        model = zoo.load(str(export))
+        assert torch.isfinite(model.energy(torch.zeros(3, 2))).all()
+        assert f"recipe.objective.name={name}" in model.card
+
+
+def test_stability_aids_are_opt_in_options(tmp_path):
+    from zoo.training import main
+
+    export = main("ebm", ["--entry", "ebm-2d-gmm-cd", "--output-dir", str(tmp_path / "aids"), "--max-steps", "3",
+                          "--batch-size", "32", "--set", "model.architecture.spectral_norm=true",
+                          "--set", "recipe.grad_clip=0.5", "--set", "recipe.objective.energy_l2=0.1"])
+    model = zoo.load(str(export))
+    assert model.config["architecture"]["spectral_norm"] is True
+    assert any("parametrizations" in name for name, _ in model.net.named_parameters())  # spectral norm is on
+    with pytest.raises(zoo.ConfigError, match="grad_clip"):
+        main("ebm", ["--entry", "ebm-2d-gmm-cd", "--output-dir", str(tmp_path / "x"), "--set", "recipe.grad_clip=-1"])

@@ -219,9 +219,12 @@ class Entry:
 
 
 def deep_merge(base: dict, over: dict) -> dict:
+    """``over`` merged into ``base`` key by key; a mapping naming another ``class`` (an architecture) replaces the
+    base's mapping instead of inheriting its options."""
     out = copy.deepcopy(base)
     for k, v in over.items():
-        out[k] = deep_merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else copy.deepcopy(v)
+        same_kind = isinstance(v, dict) and isinstance(out.get(k), dict) and v.get("class", out[k].get("class")) == out[k].get("class")
+        out[k] = deep_merge(out[k], v) if same_kind else copy.deepcopy(v)
     return out
 
 

@@ -75,7 +75,8 @@ def build_parser(family: str) -> argparse.ArgumentParser:
 
 
 def apply_overrides(entry: Entry, overrides: list[str]) -> Entry:
-    """``--set a.b.c=value`` on the entry's mapping, then re-validated as a whole (unknown keys are rejected)."""
+    """``--set a.b.c=value`` on the entry's mapping, then re-validated as a whole (unknown keys are rejected).
+    ``--set recipe.objective.name=X`` switches objective and drops the previous objective's options."""
     raw = entry.to_dict()
     for item in overrides:
         key, sep, value = item.partition("=")
@@ -88,9 +89,12 @@ def apply_overrides(entry: Entry, overrides: list[str]) -> Entry:
                 raise ConfigError(f"--set {key}: {part!r} is not a section of the entry")
             target = target[part]
         try:
-            target[last] = yaml.safe_load(value)
+            parsed = yaml.safe_load(value)
         except yaml.YAMLError as err:
             raise ConfigError(f"--set {key}: the value {value!r} is not valid YAML: {err}") from None
+        if key == "recipe.objective.name" and parsed != target.get("name"):
+            target.clear()  # another objective: the old one's options do not apply (set its own after this)
+        target[last] = parsed
     return parse_entry(raw, f"{entry.source} with --set") if overrides else entry
 
 
