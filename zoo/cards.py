@@ -58,10 +58,14 @@ def _eval_results(results: dict, entry) -> list[EvalResult]:
         rows.append(EvalResult(task_type="image-classification", metric_type="accuracy", metric_name="test accuracy",
                                metric_value=round(acc["accuracy"], 4), **common))
     lik = results.get("likelihood")
-    if lik:
+    if lik and "bits_per_dim" in lik:
         rows.append(EvalResult(task_type="density-estimation", metric_type="bits-per-dim",
-                               metric_name="bits/dim, reverse AIS (upper end)",
-                               metric_value=round(lik["bits_per_dim"]["reverse_ais"], 4), **common))
+                               metric_name="bits/dim, AIS (lower end)",
+                               metric_value=round(lik["bits_per_dim"]["ais"], 4), **common))
+    elif lik:
+        rows.append(EvalResult(task_type="density-estimation", metric_type="nll",
+                               metric_name="NLL nats per test point (log Z by quadrature)",
+                               metric_value=round(lik["nll_nats"]["quadrature"], 4), **common))
     den = results.get("denoising")
     if den:
         sigma, res = next(iter(den["results"].items()))
@@ -104,10 +108,15 @@ def measured_section(payload: dict, entry=None) -> str:
         parts += [f"**Likelihood**: {lik['measures']}", "",
                   f"Settings: {st['n_distributions']} intermediate distributions x {st['hmc_steps']} HMC step(s) x "
                   f"{st['n_leapfrog']} leapfrog steps, {st['chains']} chains, {st['reference']}; {lik['seconds']} s.",
-                  "", "| | AIS | reverse AIS | paper |", "|---|---|---|---|",
-                  f"| log Z (nats) | {_f(lik['log_z']['ais'], 6)} | {_f(lik['log_z']['reverse_ais'], 6)} | |",
-                  f"| bits/dim | {_f(lik['bits_per_dim']['ais'])} | {_f(lik['bits_per_dim']['reverse_ais'])} | "
-                  f"{_f(paper) if paper is not None else ''} |",
+                  ""]
+        exact = "quadrature" in lik["log_z"]
+        per_point, unit = (("nll_nats", "NLL (nats per point)") if "nll_nats" in lik else ("bits_per_dim", "bits/dim"))
+        last = "quadrature (exact up to the grid)" if exact else "paper"
+        parts += [f"| | AIS | reverse AIS | {last} |", "|---|---|---|---|",
+                  f"| log Z (nats) | {_f(lik['log_z']['ais'], 6)} | {_f(lik['log_z']['reverse_ais'], 6)} | "
+                  f"{_f(lik['log_z']['quadrature'], 6) if exact else ''} |",
+                  f"| {unit} | {_f(lik[per_point]['ais'])} | {_f(lik[per_point]['reverse_ais'])} | "
+                  f"{_f(lik[per_point]['quadrature']) if exact else (_f(paper) if paper is not None else '')} |",
                   f"| HMC acceptance | {_f(lik['accept_rate']['ais'], 2)} | {_f(lik['accept_rate']['reverse_ais'], 2)} | |",
                   ""]
         if not lik.get("bracket_consistent", True):
@@ -188,8 +197,12 @@ def default_card(config: dict) -> str:
 
 
 def notes_for(name: str) -> str | None:
-    path = NOTES_DIR / f"{name}.md"
-    if not path.is_file():
+    """``model_cards/<name>.md``, else the notes of the longest group prefix (``ebm-2d-gmm.md`` for
+    ``ebm-2d-gmm-ml``): entries trained and compared together share one page."""
+    candidates = [NOTES_DIR / f"{name}.md"] + [NOTES_DIR / f"{name[:i]}.md" for i in range(len(name) - 1, 0, -1)
+                                                if name[i] == "-"]
+    path = next((c for c in candidates if c.is_file()), None)
+    if path is None:
         return None
     # image links in the notes are relative to model_cards/; the mirror card lives 3 folders deeper
     return path.read_text().replace("](assets/", "](../../../model_cards/assets/")

@@ -28,7 +28,8 @@ def headline(name: str) -> str:
         return f"cFID {q['model']['fid']:.3g} (real data {q['real_data_ceiling']['fid']:.3g}, n={q['n']})"
     if "accuracy" in r:
         return f"test accuracy {r['accuracy']['accuracy']:.4f}"
+    if "likelihood" in r and "bits_per_dim" in r["likelihood"]:
+        return f"bits/dim >= {r['likelihood']['bits_per_dim']['ais']:.3f} (AIS)"
     if "likelihood" in r:
-        b = r["likelihood"]["bits_per_dim"]
-        return f"bits/dim >= {b['ais']:.3f} (AIS)"
+        return f"NLL {r['likelihood']['nll_nats']['quadrature']:.3f} nats/point"
     return "-"

@@ -27,7 +27,8 @@ import torch
 from ..data import load_tensor
 from ..errors import ConfigError
 from ..results import read_results, results_path  # noqa: F401  (re-exported: zoo.evaluation.read_results)
-from .likelihood import AISSettings, GaussianReference, ais_log_z, bits_per_dim, reverse_ais_log_z
+from .likelihood import (AISSettings, GaussianReference, ais_log_z, bits_per_dim, log_z_quadrature,
+                         reverse_ais_log_z)
 
 METRICS = ("quality", "likelihood", "denoising", "inpainting", "ood", "ranking", "accuracy")
 OOD_PARTNER = {"ylecun/mnist": "zalando-datasets/fashion_mnist", "zalando-datasets/fashion_mnist": "ylecun/mnist"}
@@ -145,10 +146,14 @@ def evaluate(model, entry, settings: EvalSettings, log=print) -> dict:
         rev, t_r = _seconds(reverse_ais_log_z, model.net, reference, start, settings.ais,
                             torch.Generator(model.device).manual_seed(settings.seed + 1), progress=True)
         e_test = model.energy(test.to(model.device, model.dtype)).cpu()
+        log_z = {"ais": fwd.log_z, "reverse_ais": rev.log_z}
+        if dim == 2:  # 2-D toys: the exact answer by quadrature, and NLL in nats per point (no pixels here)
+            log_z["quadrature"] = log_z_quadrature(model.net, reference)
+            per_point = {"nll_nats": {k: e_test.double().mean().item() + v for k, v in log_z.items()}}
+        else:
+            per_point = {"bits_per_dim": {k: bits_per_dim(e_test, v, dim, (lo, hi)) for k, v in log_z.items()}}
         out["likelihood"] = {
-            "log_z": {"ais": fwd.log_z, "reverse_ais": rev.log_z},
-            "bits_per_dim": {"ais": bits_per_dim(e_test, fwd.log_z, dim, (lo, hi)),
-                             "reverse_ais": bits_per_dim(e_test, rev.log_z, dim, (lo, hi))},
+            "log_z": log_z, **per_point,
             "accept_rate": {"ais": fwd.accept_rate, "reverse_ais": rev.accept_rate},
             # AIS' lower bound on log Z holds whatever the mixing; reverse AIS' upper bound only from exact model
             # samples: a reverse estimate below the forward one shows the test images are not model samples
