@@ -1,7 +1,7 @@
 """The six training methods of "How to Train Your EBMs" on one 2-D toy, one network, one budget:
 
     python experiments/toy_objectives.py train                       # recipes/ebm.py for every ebm-2d-gmm-* entry
-    python experiments/toy_objectives.py figure [--from-runs]        # exp(-E) of all six side by side (card figure)
+    python experiments/toy_objectives.py figure [--from-runs]        # -E of all six side by side (card figure)
 
 ``figure`` reads the bundled weights (zoo.load) or, with --from-runs, runs/<entry>/export. Needs matplotlib
 (pip install -e '.[experiments]').
@@ -43,8 +43,9 @@ def cmd_figure(args) -> None:
         model = zoo.load(f"runs/{name}/export" if args.from_runs else name)
         with torch.no_grad():
             e = model.energy(pts)
-        ax.imshow(torch.exp(-(e - e.min())).view(121, 121), origin="lower", extent=[-LIM, LIM, -LIM, LIM], cmap="magma")
-        ax.set_title(f"{name.removeprefix('ebm-2d-gmm-')}: exp(-E)")
+        log_density = (-(e - e.min())).clamp_min(-8.0)  # -E, its top 8 nats: every mode shows, not just the deepest
+        ax.imshow(log_density.view(121, 121), origin="lower", extent=[-LIM, LIM, -LIM, LIM], cmap="magma")
+        ax.set_title(f"{name.removeprefix('ebm-2d-gmm-')}: -E (top 8 nats)")
     for ax in axes:
         ax.set_xlim(-LIM, LIM), ax.set_ylim(-LIM, LIM), ax.set_aspect("equal"), ax.set_xticks([]), ax.set_yticks([])
     fig.tight_layout()
