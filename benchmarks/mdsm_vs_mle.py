@@ -8,9 +8,9 @@ through the zoo's objectives (``mdsm``; ``ml`` with ``mode: replay``), so the ra
 from __future__ import annotations
 
 import argparse
-import time
 
 import torch
+from train_step import seconds_per_call  # benchmarks/ is on sys.path when run as a script
 
 from zoo.model import EnergyModel
 from zoo.objectives import ObjectiveContext, build_objective
@@ -33,16 +33,7 @@ def seconds_per_step(entry, spec: dict, batch: int, steps: int, warmup: int, dev
         opt.step()
         opt.zero_grad(set_to_none=True)
 
-    for _ in range(warmup):
-        step()
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    start = time.perf_counter()
-    for _ in range(steps):
-        step()
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    return (time.perf_counter() - start) / steps
+    return seconds_per_call(step, steps, warmup, device)
 
 
 def main() -> None:

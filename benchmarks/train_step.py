@@ -23,6 +23,20 @@ from zoo.registry import get_entry
 from zoo.training.args import apply_overrides
 
 
+def seconds_per_call(step, steps: int, warmup: int, device: torch.device) -> float:
+    """Mean wall time of ``step()`` over ``steps`` calls after ``warmup`` calls (CUDA synchronised)."""
+    for _ in range(warmup):
+        step()
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    start = time.perf_counter()
+    for _ in range(steps):
+        step()
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    return (time.perf_counter() - start) / steps
+
+
 def run_variant(entry: dict, batch: int, steps: int, warmup: int, device: torch.device, *, tf32: bool,
                 channels_last: bool, fused: bool, bf16: bool) -> float:
     torch.backends.cuda.matmul.allow_tf32 = tf32
@@ -44,16 +58,7 @@ def run_variant(entry: dict, batch: int, steps: int, warmup: int, device: torch.
         opt.step()
         opt.zero_grad(set_to_none=True)
 
-    for _ in range(warmup):
-        step()
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    start = time.perf_counter()
-    for _ in range(steps):
-        step()
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    return batch * steps / (time.perf_counter() - start)
+    return batch / seconds_per_call(step, steps, warmup, device)
 
 
 def main() -> None:
