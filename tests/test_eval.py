@@ -147,3 +147,20 @@ def test_zoo_eval_writes_the_json_and_a_card_whose_model_index_parses(tmp_path, 
     metrics = {r.metric_type for r in card.data.eval_results}
     assert {"bits-per-dim", "psnr"} <= metrics
     assert "## Measured by `zoo eval`" in card.text and payload["command"] in card.text
+
+
+def test_card_presets_section_places_each_preset_on_the_measured_front():
+    from zoo.cards import front_section
+
+    point = dict(schedule="exp", t_max=30.0, step_size=0.05, n_hold=9, n_anneal=37, n_final=4)
+    front = {"entry": "m", "n": 64, "machine": "CPU, 2 threads", "seconds_per_step": 0.5,
+             "real_data_ceiling": {"fid": 3.0, "is": 9.0},
+             "points": [{"steps": 50, **point, "seconds": 25.0, "fid": 40.0, "kid": 8.0, "is": 3.5, "confident_share": 0.4},
+                        {"steps": 50, **point, "t_max": 100.0, "seconds": 25.0, "fid": 600.0, "kid": 90.0, "is": 1.0,
+                         "confident_share": 1.0}]}
+    presets = {"fast": point, "paper": dict(point, t_max=100.0, n_hold=500, n_anneal=2000, n_final=200)}
+    text = front_section(front, {"presets": presets})
+    rows = [r for r in text.splitlines() if r.startswith("| 50 |")]
+    assert rows[0].endswith("| `fast` |") and rows[1].endswith("|  |")  # sorted by cFID at equal cost; only fast matches
+    assert "cFID 3, cIS 9" in text and "m_front.png" in text
+    assert "(2700 steps) would take about 22 minutes" in text  # 2700 steps x 0.5 s = 22.5 min

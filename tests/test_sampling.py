@@ -215,3 +215,21 @@ def test_compose_samples_the_product_of_two_gaussians():
     assert abs(cond[:, 1].mean() - cond_mean) < 0.05 and abs(cond[:, 1].var() - cond_var) < 0.05 * cond_var + 0.01
     with pytest.raises(zoo.InputError, match="one positive weight"):
         zoo.compose(gaussian_model(mu1, cov1), gaussian_model(mu2, cov2), weights=[1.0])
+
+
+def test_compiled_chain_gives_the_eager_samples_and_auto_skips_short_cpu_chains():
+    model = zoo.load("ebm-2d-gmm-dsm")  # a bundled MLP energy: compiles in seconds
+    kw = dict(schedule="constant", temperature=1.0, n_steps=40, denoise_jump=True, seed=0, clip=False, progress=False)
+    eager = model.sample(8, compile=False, **kw)
+    model.sample(8, **kw)  # "auto" on a CPU: 41 gradient steps < AUTO_MIN_STEPS, so nothing is compiled
+    assert model.__dict__.get("_compiled_net") is None
+    compiled = model.sample(8, compile=True, **kw)
+    assert model.__dict__.get("_compiled_net") is not None
+    assert not torch.equal(eager, model.sample(8, compile=False, **{**kw, "seed": 1}))
+    torch.testing.assert_close(compiled, eager, rtol=1e-4, atol=1e-5)  # same seed: the same chain up to rounding
+    x, mask = torch.zeros(8, 2), torch.tensor([1.0, 0.0])  # inpainting: x_1 known, x_2 drawn
+    torch.testing.assert_close(model.inpaint(x, mask, compile=True, **kw), model.inpaint(x, mask, compile=False, **kw),
+                               rtol=1e-4, atol=1e-5)
+    assert set(model.state_dict()) == set(zoo.load("ebm-2d-gmm-dsm").state_dict())  # the compiled copy is no submodule
+    with pytest.raises(zoo.InputError, match="compile must be True, False or 'auto'"):
+        model.sample(2, compile="yes", progress=False)

@@ -151,11 +151,41 @@ def measured_section(payload: dict, entry=None) -> str:
     return "\n".join(parts)
 
 
+def _preset_of(point: dict, presets: dict) -> str:
+    keys = ("schedule", "t_max", "step_size", "n_hold", "n_anneal", "n_final")
+    return ", ".join(f"`{name}`" for name, p in presets.items() if all(p.get(k) == point[k] for k in keys))
+
+
+def front_section(front: dict, sampler_config: dict) -> str:
+    """Quality against cost of the sampler on a CPU (``model_cards/<entry>.front.json``) and where the presets sit."""
+    presets = sampler_config.get("presets", {})
+    ceiling = front["real_data_ceiling"]
+    rows = [f"## Sampling presets: quality against cost ({front['machine']})", "",
+            f"`sample({front['n']})` with seed 0 for each point of the sweep "
+            f"(`python experiments/sampling_front.py sweep --entry {front['entry']}`). Seconds = steps x "
+            f"{front['seconds_per_step']} s per chain step at batch {front['n']}, measured on an otherwise idle machine "
+            f"(eager; `compile=\"auto\"` does not compile chains this short on a CPU). Classifier-FID/IS as in "
+            f"\"Measured\" but on {front['n']} samples, so higher than there; real test images, same n: "
+            f"cFID {_f(ceiling['fid'])}, cIS {_f(ceiling['is'])}.", "",
+            f"![quality vs cost](../../../model_cards/assets/{front['entry']}_front.png)", "",
+            "| steps | T_max | step size | seconds | cFID | KID | cIS | confident share | preset |",
+            "|---|---|---|---|---|---|---|---|---|"]
+    for p in sorted(front["points"], key=lambda p: (p["seconds"], p["fid"])):
+        rows.append(f"| {p['steps']} | {_f(p['t_max'])} | {_f(p['step_size'])} | {p['seconds']} | {_f(p['fid'])} | "
+                    f"{_f(p['kid'])} | {_f(p['is'], 3)} | {_f(p['confident_share'], 2)} | {_preset_of(p, presets)} |")
+    paper = presets.get("paper")
+    if paper:
+        steps = paper["n_hold"] + paper["n_anneal"] + paper["n_final"]
+        rows += ["", f"The `paper` preset ({steps} steps) would take about {steps * front['seconds_per_step'] / 60:.0f} "
+                     f"minutes for {front['n']} samples here; it is the GPU setting."]
+    return "\n".join(rows)
+
+
 def build_card(config: dict, sampler_config: dict | None = None, entry=None, training: dict | None = None,
-               notes: str | None = None, measured: dict | None = None) -> ModelCard:
+               notes: str | None = None, measured: dict | None = None, front: dict | None = None) -> ModelCard:
     """A ModelCard for weights with this config; ``training`` = {"command": ..., "stats": {...}} of the run that
     produced them; ``notes`` = the zoo's notes (markdown); ``measured`` = a ``zoo eval`` results JSON (the
-    "Measured" section and the model-index)."""
+    "Measured" section and the model-index); ``front`` = a sampler sweep (the presets section)."""
     name = config.get("entry", "ebm-zoo-model")
     family = config.get("family", "ebm")
     eval_results = [EvalResult(**r) for r in (entry.card.eval_results if entry is not None and notes else [])]
@@ -187,6 +217,8 @@ def build_card(config: dict, sampler_config: dict | None = None, entry=None, tra
                   f"`{entry.weights.repo_id}` (revision `{entry.weights.revision}`).", ""]
     if measured is not None:
         parts += [measured_section(measured, entry), ""]
+    if front is not None and sampler_config:
+        parts += [front_section(front, sampler_config), ""]
     if notes:
         parts += [notes.strip(), ""]
     return ModelCard(f"---\n{data.to_yaml()}\n---\n\n" + "\n".join(parts))
@@ -215,15 +247,16 @@ def mirror_card(entry) -> str:
 
     folder = BUNDLED_MIRROR / entry.weights.repo_id
     sampler = read_json(folder / SAMPLER_CONFIG_NAME) if (folder / SAMPLER_CONFIG_NAME).is_file() else entry.sampler_config_json()
-    from .results import read_results
+    from .results import read_front, read_results
 
     return str(build_card(entry.config_json(), sampler, entry, notes=notes_for(entry.name),
-                          measured=read_results(entry.name)))
+                          measured=read_results(entry.name), front=read_front(entry.name)))
 
 
 def main(argv: list[str] | None = None) -> int:
-    """python -m zoo.cards [--check]: (re)write the README.md of every bundled weights folder from one writer."""
-    from .hub import BUNDLED_MIRROR
+    """python -m zoo.cards [--check]: (re)write the README.md of every bundled weights folder from one writer, and its
+    sampler_config.json from the entry (samplers are not sha-pinned: a tuned preset reaches the bundled weights)."""
+    from .hub import BUNDLED_MIRROR, SAMPLER_CONFIG_NAME
     from .registry import load_entries
 
     p = argparse.ArgumentParser(description=main.__doc__)
@@ -233,12 +266,14 @@ def main(argv: list[str] | None = None) -> int:
     for entry in load_entries().values():
         if entry.weights is None or not (BUNDLED_MIRROR / entry.weights.repo_id).is_dir():
             continue
-        path = BUNDLED_MIRROR / entry.weights.repo_id / "README.md"
-        text = mirror_card(entry)
-        if not path.is_file() or path.read_text() != text:
-            stale.append(str(path))
-            if not args.check:
-                path.write_text(text)
+        folder = BUNDLED_MIRROR / entry.weights.repo_id
+        sampler = json.dumps(entry.sampler_config_json(), indent=2, sort_keys=True) + "\n"  # as hub.save_folder
+        for path, text in ((folder / SAMPLER_CONFIG_NAME, lambda: sampler), (folder / "README.md", lambda: mirror_card(entry))):
+            text = text()
+            if not path.is_file() or path.read_text() != text:
+                stale.append(str(path))
+                if not args.check:
+                    path.write_text(text)
     print(("stale: " if args.check else "wrote: ") + (", ".join(stale) or "nothing"))
     return 1 if args.check and stale else 0
 

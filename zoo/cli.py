@@ -16,6 +16,7 @@ import sys
 import warnings
 from pathlib import Path
 
+COMPILE = {"auto": "auto", "on": True, "off": False}  # the --compile flag -> EnergyModel.sample(compile=...)
 MASKS = ("left", "right", "top", "bottom", "center", "centre", "random50")  # zoo.evaluation.restoration.ALL_MASKS
 
 
@@ -87,7 +88,8 @@ def cmd_info(args) -> None:
 def cmd_sample(args) -> None:
     model = _load_model(args)
     overrides = {"step_size": args.step_size} if args.step_size is not None else {}
-    x = model.sample(args.n, preset=args.preset, seed=args.seed, batch_size=args.batch_size, **overrides)
+    x = model.sample(args.n, preset=args.preset, seed=args.seed, batch_size=args.batch_size,
+                     compile=COMPILE[args.compile], **overrides)
     _save_grid(x, args.output, model.config["data_range"], nrow=args.nrow or int(math.ceil(math.sqrt(args.n))))
 
 
@@ -115,7 +117,7 @@ def cmd_inpaint(args) -> None:
     model = _load_model(args)
     x = _inputs(args, model).to(model.device, model.dtype)
     mask = make_mask(args.mask, x.shape, torch.Generator().manual_seed(args.seed)).to(model.device, model.dtype)
-    filled = model.inpaint(x, mask, preset=args.preset, seed=args.seed)
+    filled = model.inpaint(x, mask, preset=args.preset, seed=args.seed, compile=COMPILE[args.compile])
 
     lo = model.config["data_range"][0]
     _save_grid(torch.cat([x, mask * x + (1 - mask) * lo, filled]), args.output, model.config["data_range"], nrow=len(x))
@@ -215,6 +217,10 @@ def build_parser() -> argparse.ArgumentParser:
         s.add_argument("--dtype", default="float32", choices=["float32", "float64"], help="model dtype")
         s.add_argument("--seed", type=int, default=0, help="seed of the chain's generator (on --device)")
 
+    def compile_arg(s):
+        s.add_argument("--compile", default="auto", choices=list(COMPILE),
+                       help="torch.compile the network for the chain (auto: on CUDA, and on a CPU for chains of >= 1000 steps)")
+
     def input_args(s):
         s.add_argument("--image", nargs="+", default=None, help="image file(s); default: the entry's dataset")
         s.add_argument("--data-dir", default=None, help="local dataset mirror (Hub layout), e.g. ../shared/datasets")
@@ -229,6 +235,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--preset", default=None, help="sampler preset (`zoo info NAME` lists them; MDSM: paper, fast, lin, langevin)")
     s.add_argument("--step-size", type=float, default=None, help="override the sampler's step size eps")
     s.add_argument("--batch-size", type=int, default=None, help="chains per micro-batch (default: all n at once)")
+    compile_arg(s)
     s.set_defaults(func=cmd_sample)
     s = sub.add_parser("denoise", help="noise images and denoise them with the single-step jump (rows: clean, noisy, denoised)")
     model_args(s)
@@ -241,6 +248,7 @@ def build_parser() -> argparse.ArgumentParser:
     input_args(s)
     s.add_argument("--mask", default="left", choices=MASKS, help="the region to fill")
     s.add_argument("--preset", default=None, help="sampler preset (e.g. fast)")
+    compile_arg(s)
     s.set_defaults(func=cmd_inpaint)
     s = sub.add_parser("ood", help="OOD detection: AUROC of -E(x), the entry's test images vs other sources",
                        epilog="example: zoo ood denoising-ebm-mnist --data-dir ../shared/datasets "

@@ -172,7 +172,7 @@ def resolve_pretrained(
 
 
 # ---------------------------------------------------------------------------- save / load / push
-def _write_atomic(path: Path, write) -> None:
+def write_atomic(path: Path, write) -> None:
     """Write through a temp file in the same folder, then rename: no half-written file is ever visible."""
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     os.close(fd)
@@ -199,12 +199,12 @@ def save_folder(model, save_directory: str | os.PathLike, *, card: str | None = 
     target = Path(save_directory)
     target.mkdir(parents=True, exist_ok=True)
     meta = {"format": "pt", "entry": str(model.config.get("entry", ""))}
-    _write_atomic(target / WEIGHTS_NAME, lambda p: save_file(state, p, metadata=meta))
+    write_atomic(target / WEIGHTS_NAME, lambda p: save_file(state, p, metadata=meta))
     for name, payload in ((CONFIG_NAME, model.config), (SAMPLER_CONFIG_NAME, model.sampler_config)):
         text = json.dumps(payload, indent=2, sort_keys=True) + "\n"
-        _write_atomic(target / name, lambda p, text=text: Path(p).write_text(text))
+        write_atomic(target / name, lambda p, text=text: Path(p).write_text(text))
     text = card or model.card or default_card(model.config)
-    _write_atomic(target / CARD_NAME, lambda p: Path(p).write_text(text))
+    write_atomic(target / CARD_NAME, lambda p: Path(p).write_text(text))
     return target
 
 

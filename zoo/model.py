@@ -20,6 +20,7 @@ from .energies import build_network
 from .errors import ConfigError, InputError
 from .hub import load_model, push_model, save_folder
 from .sampling import Clamp, SamplerOutput, build_sampler, energy_and_grad
+from .sampling.compiled import compile_network, should_compile
 from .schema import parse_model_config
 
 # Inputs (and chain states) this far outside the data range are a units mistake or a diverging chain.
@@ -141,9 +142,16 @@ class EnergyModel(nn.Module):
         cfg.update(overrides)
         return build_sampler(cfg)
 
+    def compiled_net(self) -> nn.Module:
+        """The network under torch.compile (built once, shares the parameters; not a submodule, so it is not in
+        the state dict)."""
+        if self.__dict__.get("_compiled_net") is None:
+            object.__setattr__(self, "_compiled_net", compile_network(self.net))
+        return self.__dict__["_compiled_net"]
+
     def _chain(self, n: int, *, clamp: Clamp | None = None, preset=None, sampler=None, seed=None, generator=None,
                batch_size=None, clip=True, return_trajectory=False, return_energy_trace=False, trajectory_every=100,
-               progress=True, **overrides):
+               progress=True, compile="auto", **overrides):
         """Shared by sample() and inpaint()."""
         _positive_int("batch_size", batch_size, allow_none=True)
         if return_trajectory:
@@ -151,7 +159,9 @@ class EnergyModel(nn.Module):
         sampler = sampler or self.sampler(preset, **overrides)
         if generator is None and seed is not None:
             generator = torch.Generator(device=self.device).manual_seed(seed)
-        out = sampler.run(self.net, n, self.input_shape, sigma0=self.sigma0, device=self.device, dtype=self.dtype,
+        length = sampler.chain_length() if hasattr(sampler, "chain_length") else 0
+        net = self.compiled_net() if should_compile(compile, self.device, length) else self.net
+        out = sampler.run(net, n, self.input_shape, sigma0=self.sigma0, device=self.device, dtype=self.dtype,
                           generator=generator, clamp=clamp, batch_size=batch_size, bounds=self._bounds(),
                           trajectory_every=trajectory_every if return_trajectory else None,
                           record_energy=return_energy_trace, progress=progress)
@@ -165,7 +175,9 @@ class EnergyModel(nn.Module):
         """n samples (n, *input_shape) in the data range (``clip=False``: the raw chain after the final jump).
 
         Keywords: preset, sampler, seed, generator, batch_size (micro-batches of the chain), clip, return_trajectory,
-        trajectory_every, return_energy_trace, progress, and sampler overrides (e.g. step_size=0.03, kernel="mala").
+        trajectory_every, return_energy_trace, progress, compile (True / False / "auto": torch.compile the network
+        for the chain; auto = on CUDA, and on a CPU for chains of >= 1000 steps), and sampler overrides (e.g.
+        step_size=0.03, kernel="mala").
         Returns a SamplerOutput instead of a tensor when a trajectory or energy trace is asked for."""
         _positive_int("n", n)
         return self._chain(n, **kwargs)

@@ -17,6 +17,12 @@ def read_results(name: str) -> dict | None:
     return json.loads(path.read_text()) if path.is_file() else None
 
 
+def read_front(name: str) -> dict | None:
+    """The sampler's quality-vs-cost sweep (``experiments/sampling_front.py`` writes ``<entry>.front.json``)."""
+    path = RESULTS_DIR / f"{name}.front.json"
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
 def headline(name: str) -> str:
     """One measured number per entry, beside its ceiling where there is one (for ``zoo list``)."""
     payload = read_results(name)

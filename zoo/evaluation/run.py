@@ -26,6 +26,7 @@ import torch
 
 from ..data import load_tensor
 from ..errors import ConfigError
+from ..hub import write_atomic
 from ..results import read_results, results_path  # noqa: F401  (re-exported: zoo.evaluation.read_results)
 from .likelihood import (AISSettings, GaussianReference, ais_log_z, bits_per_dim, log_z_quadrature,
                          reverse_ais_log_z)
@@ -213,7 +214,5 @@ def write_results(name: str, results: dict, command: str, model, path: Path | No
     """The results JSON (atomically): the command, the environment and every measured number."""
     path = Path(path) if path else results_path(name)
     payload = {"entry": name, "command": command, "environment": environment(model), "results": results}
-    tmp = path.with_suffix(f".tmp{os.getpid()}")
-    tmp.write_text(json.dumps(payload, indent=1, sort_keys=False) + "\n")
-    os.replace(tmp, path)
+    write_atomic(path, lambda tmp: Path(tmp).write_text(json.dumps(payload, indent=1, sort_keys=False) + "\n"))
     return path

@@ -71,6 +71,10 @@ class AnnealedLangevinSampler:
     def temperatures(self) -> torch.Tensor:
         return self._temps
 
+    def chain_length(self) -> int:
+        """Energy-gradient evaluations per chain (the steps plus the denoising jump)."""
+        return len(self._temps) + int(self.denoise_jump)
+
     def run(self, energy_fn: EnergyFn, n: int, shape: tuple[int, ...], *, sigma0: float, device=None, dtype=None,
             generator: torch.Generator | None = None, clamp: Clamp | None = None, batch_size: int | None = None,
             bounds: tuple[float, float] | None = None, trajectory_every: int | None = None,
@@ -115,6 +119,9 @@ class TwoStageSampler:
 
     def to_config(self) -> dict:
         return {"name": self.registered_name, **asdict(self)}
+
+    def chain_length(self) -> int:
+        return self.latent_steps + self.data_steps
 
     def run(self, net, n: int, shape: tuple[int, ...], *, sigma0: float, device=None, dtype=None,
             generator: torch.Generator | None = None, clamp: Clamp | None = None, batch_size: int | None = None,
