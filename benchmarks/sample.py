@@ -2,6 +2,7 @@
 
     python benchmarks/sample.py [--entries mdsm-mnist-small mdsm-mnist denoising-ebm-mnist] [--presets fast paper]
                                 [-n 64] [--measure-steps 10] [--device cuda] [--json out.json]
+    python benchmarks/sample.py --variants mdsm-mnist      # one chain step under each CPU/GPU setting tried
 
 A chain's cost is linear in its steps, so chains longer than ``--full-below`` steps are timed over
 ``--measure-steps`` steps of the same kernel, step size and batch (held at the preset's first temperature) and
@@ -10,17 +11,24 @@ steady call) is reported apart: it is paid once per process and batch shape. Ent
 weights (the time does not depend on them). The Denoising-EBM rows compare the paper's 35 latent + 100 data steps
 with its 8.67 s for 64 CIFAR-10 samples (NCSN: 120.11 s), measured on its own GPU; their chain calls the network
 through U_s / U_c, which the compiled path does not reach yet, so they are timed eager only.
+
+``--variants ENTRY`` times one energy-gradient evaluation (the work of a chain step) at batch n under each setting
+the switch was chosen from: eager, channels_last, bf16 autocast, torch.compile, compile + channels_last, and (CPU)
+one thread instead of all; it prints each against eager and the relative error of the gradient.
 """
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import time
 
 import torch
+from train_step import seconds_per_call  # benchmarks/ is on sys.path when run as a script
 
 import zoo
 from zoo.errors import NoPretrainedWeightsError
+from zoo.sampling import energy_and_grad
 
 PAPER_DEBM_S, NCSN_S = 8.67, 120.11
 
@@ -57,6 +65,39 @@ def load(name: str, device: torch.device):
         return zoo.load(name, device=device, dtype=torch.float32, pretrained=False), "random weights"
 
 
+def variants(name: str, n: int, device: torch.device, steps: int = 5) -> None:
+    """One grad_x E(x) at batch n under each setting, against eager (see the module docstring)."""
+    model, weights = load(name, device)
+    x = torch.rand(n, *model.input_shape, device=device)
+    x_cl = x.contiguous(memory_format=torch.channels_last) if x.dim() == 4 else x
+    net_cl = copy.deepcopy(model.net).to(memory_format=torch.channels_last)
+    reference = energy_and_grad(model.net, x)[1]
+
+    def autocast_bf16(xx):
+        with torch.autocast(device.type, dtype=torch.bfloat16):
+            return energy_and_grad(model.net, xx)[1].float()
+
+    settings = {"eager": (lambda xx: energy_and_grad(model.net, xx)[1], x),
+                "channels_last": (lambda xx: energy_and_grad(net_cl, xx)[1], x_cl),
+                "bf16 autocast": (autocast_bf16, x),
+                "torch.compile": (lambda xx: energy_and_grad(model.compiled_net(), xx)[1], x),
+                "torch.compile + channels_last": (lambda xx, c=torch.compile(net_cl): energy_and_grad(c, xx)[1], x_cl)}
+    print(f"one grad_x E at batch {n}, {name} ({weights}), {device}")
+    print("| setting | ms per step | x eager | relative error of grad |\n|---|---|---|---|")
+    base = None
+    for label, (fn, xx) in settings.items():
+        secs = seconds_per_call(lambda: fn(xx), steps, 2, device)
+        base = base or secs
+        err = ((fn(xx) - reference).norm() / reference.norm()).item()
+        print(f"| {label} | {1000 * secs:.0f} | {base / secs:.2f} | {err:.1e} |", flush=True)
+    if device.type == "cpu":
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)
+        secs = seconds_per_call(lambda: energy_and_grad(model.net, x), steps, 1, device)
+        torch.set_num_threads(threads)
+        print(f"| eager, 1 thread (of {threads}) | {1000 * secs:.0f} | {base / secs:.2f} | 0 |")
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--entries", nargs="+", default=["mdsm-mnist-small", "mdsm-mnist", "denoising-ebm-mnist",
@@ -67,8 +108,11 @@ def main() -> None:
     p.add_argument("--full-below", type=int, default=200, help="chains up to this many steps run whole")
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--json", default=None)
+    p.add_argument("--variants", metavar="ENTRY", default=None, help="time one chain step under each setting tried")
     args = p.parse_args()
     device = torch.device(args.device)
+    if args.variants:
+        return variants(args.variants, args.n, device)
     where = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU, {torch.get_num_threads()} threads"
     print(f"sample({args.n}) on {where}, torch {torch.__version__}")
     print("| entry | weights | preset | steps | timed | eager s | compiled s | speed-up | compile s (once) | note |")

@@ -118,7 +118,7 @@ def test_info_has_paper_numbers():
     info = zoo.info("mdsm-cifar10")
     assert info["reported"]["fid"]["value"] == 31.7 and info["reported"]["inception_score"]["value"] == 8.31
     assert info["recipe"]["objective"] == {"name": "mdsm", "sigma_min": 0.05, "sigma_max": 1.2, "spacing": "linear"}
-    assert set(info["sampler"]["presets"]) == {"paper", "fast", "lin", "langevin"}
+    assert set(info["sampler"]["presets"]) == {"paper", "fast", "medium", "steps300", "lin", "langevin"}
     assert info["model"]["architecture"] == {"class": "MDSMResNet", "width": 128, "depth": 18}
 
 

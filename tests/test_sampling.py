@@ -152,7 +152,7 @@ def test_micro_batches_give_the_right_shape_traces_and_independent_chains():
 
 def test_diverging_chain_raises_with_the_step():
     model = zoo.load("mdsm-mnist-small")
-    with pytest.raises(zoo.ChainDivergedError, match=r"diverged at step \d+ of 300.*step size \(1\)"):
+    with pytest.raises(zoo.ChainDivergedError, match=r"diverged at step \d+ of 200.*step size \(1\)"):
         model.sample(2, seed=0, step_size=1.0, progress=False)
 
 

@@ -232,7 +232,7 @@ def build_parser() -> argparse.ArgumentParser:
     model_args(s)
     s.add_argument("-n", type=int, default=64, help="number of samples (default 64)")
     s.add_argument("--nrow", type=int, default=None, help="images per grid row (default: square)")
-    s.add_argument("--preset", default=None, help="sampler preset (`zoo info NAME` lists them; MDSM: paper, fast, lin, langevin)")
+    s.add_argument("--preset", default=None, help="sampler preset (`zoo info NAME` lists them; MDSM: fast, medium, steps300, paper, lin, langevin)")
     s.add_argument("--step-size", type=float, default=None, help="override the sampler's step size eps")
     s.add_argument("--batch-size", type=int, default=None, help="chains per micro-batch (default: all n at once)")
     compile_arg(s)
