@@ -1,16 +1,17 @@
 """Seconds for ``sample(n)`` per entry and preset, eager against the compiled chain (``compile=True``), in one run.
 
-    python benchmarks/sample.py [--entries mdsm-mnist-small mdsm-mnist denoising-ebm-mnist] [--presets fast paper]
-                                [-n 64] [--measure-steps 10] [--device cuda] [--json out.json]
-    python benchmarks/sample.py --variants mdsm-mnist      # one chain step under each CPU/GPU setting tried
+    python benchmarks/sample.py [--entries mdsm-mnist-small mdsm-mnist denoising-ebm-mnist] [--presets fast medium paper]
+                                [-n 64] [--measure-steps 10] [--device cuda] [--full] [--json out.json]
+    python benchmarks/sample.py --variants mdsm-mnist-small   # one chain step under each CPU/GPU setting tried
 
-A chain's cost is linear in its steps, so chains longer than ``--full-below`` steps are timed over
-``--measure-steps`` steps of the same kernel, step size and batch (held at the preset's first temperature) and
-scaled to the preset's length (column "timed"); shorter ones run whole. The compile time (first call, minus one
-steady call) is reported apart: it is paid once per process and batch shape. Entries without weights use random
-weights (the time does not depend on them). The Denoising-EBM rows compare the paper's 35 latent + 100 data steps
-with its 8.67 s for 64 CIFAR-10 samples (NCSN: 120.11 s), measured on its own GPU; their chain calls the network
-through U_s / U_c, which the compiled path does not reach yet, so they are timed eager only.
+Every step of an annealed-Langevin chain costs the same (one grad_x E at batch n), so by default each path is timed
+once per entry over ``--measure-steps`` steps (after a warm-up call that compiles) and each preset's seconds are that
+per-step time x the preset's length plus the denoising jump (column "timed": "per step"); ``--full`` runs every chain
+whole instead (what a GPU can afford). The compile time (first call minus a steady call) is reported apart: it is paid
+once per process and batch shape. Entries without weights use random weights (the time does not depend on them).
+The Denoising-EBM rows run the chain whole and compare the paper's 35 latent + 100 data steps with its 8.67 s for 64
+CIFAR-10 samples (NCSN: 120.11 s), measured on its own GPU; their chain calls the network through U_s / U_c, which
+the compiled path does not reach yet, so they are timed eager only.
 
 ``--variants ENTRY`` times one energy-gradient evaluation (the work of a chain step) at batch n under each setting
 the switch was chosen from: eager, channels_last, bf16 autocast, torch.compile, compile + channels_last, and (CPU)
@@ -43,19 +44,20 @@ def _seconds(fn, device: torch.device) -> float:
     return time.perf_counter() - start
 
 
-def chain_seconds(model, preset: str, n: int, compile: bool, measure_steps: int, full_below: int,
-                  device: torch.device) -> dict:
-    """Seconds for one ``sample(n, preset=preset)``: whole, or per step x the chain length (see module doc)."""
-    sampler = model.sampler(preset)
-    length = sampler.chain_length()
-    kw: dict = {"preset": preset, "seed": 0, "progress": False, "compile": compile}
-    if length > full_below:
-        kw.update(n_hold=measure_steps, n_anneal=0, n_final=0, denoise_jump=False)
+def per_step_seconds(model, n: int, compile: bool, steps: int, device: torch.device) -> tuple[float, float]:
+    """(seconds per annealed-Langevin step at batch n, compile seconds) for one path."""
+    kw = dict(schedule="constant", temperature=1.0, n_steps=steps, denoise_jump=False, seed=0, progress=False,
+              compile=compile)
     first = _seconds(lambda: model.sample(n, **kw), device)  # includes compilation when compile=True
     steady = _seconds(lambda: model.sample(n, **kw), device)
-    scale = length / measure_steps if length > full_below else 1.0
-    return {"seconds": steady * scale, "compile_s": max(first - steady, 0.0) if compile else 0.0,
-            "steps": length, "timed": f"{measure_steps} steps" if scale != 1.0 else "whole"}
+    return steady / steps, max(first - steady, 0.0) if compile else 0.0
+
+
+def whole_chain_seconds(model, preset: str, n: int, compile: bool, device: torch.device) -> tuple[float, float]:
+    kw = dict(preset=preset, seed=0, progress=False, compile=compile)
+    first = _seconds(lambda: model.sample(n, **kw), device)
+    steady = _seconds(lambda: model.sample(n, **kw), device)
+    return steady, max(first - steady, 0.0) if compile else 0.0
 
 
 def load(name: str, device: torch.device):
@@ -102,10 +104,10 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--entries", nargs="+", default=["mdsm-mnist-small", "mdsm-mnist", "denoising-ebm-mnist",
                                                     "denoising-ebm-cifar10"])
-    p.add_argument("--presets", nargs="+", default=["fast", "paper"])
+    p.add_argument("--presets", nargs="+", default=["fast", "medium", "paper"], help="those an entry lacks are skipped")
     p.add_argument("-n", type=int, default=64)
     p.add_argument("--measure-steps", type=int, default=10)
-    p.add_argument("--full-below", type=int, default=200, help="chains up to this many steps run whole")
+    p.add_argument("--full", action="store_true", help="run every chain whole instead of timing steps")
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--json", default=None)
     p.add_argument("--variants", metavar="ENTRY", default=None, help="time one chain step under each setting tried")
@@ -120,21 +122,27 @@ def main() -> None:
     rows = []
     for name in args.entries:
         model, weights = load(name, device)
-        for preset in args.presets:
-            eager = chain_seconds(model, preset, args.n, False, args.measure_steps, args.full_below, device)
-            note = ""
-            if model.config["family"] == "denoising_ebm":  # compile reaches forward() only, not U_s / U_c
-                fast = eager
-                note = "compile does not reach the two-stage energies (U_s, U_c) yet"
-                if preset == "paper":
-                    note += f"; x{eager['seconds'] / PAPER_DEBM_S:.2f} the paper's {PAPER_DEBM_S} s (its GPU, CIFAR-10)"
+        presets = [p for p in args.presets if p in model.sampler_config.get("presets", {})]
+        debm = model.config["family"] == "denoising_ebm"  # compile reaches forward() only, not U_s / U_c
+        paths = (False,) if debm else (False, True)
+        if not (debm or args.full):
+            step = {c: per_step_seconds(model, args.n, c, args.measure_steps, device) for c in paths}
+        for preset in presets:
+            length = model.sampler(preset).chain_length()
+            if debm or args.full:
+                secs = {c: whole_chain_seconds(model, preset, args.n, c, device) for c in paths}
             else:
-                fast = chain_seconds(model, preset, args.n, True, args.measure_steps, args.full_below, device)
-            row = {"entry": name, "weights": weights, "preset": preset, **eager, "compiled_seconds": fast["seconds"],
-                   "compile_s": fast["compile_s"], "speedup": eager["seconds"] / fast["seconds"], "note": note}
+                secs = {c: (step[c][0] * length, step[c][1]) for c in paths}
+            eager, (fast, compile_s) = secs[False][0], secs[paths[-1]]
+            note = "compile does not reach the two-stage energies (U_s, U_c) yet" if debm else ""
+            if debm and preset == "paper":
+                note += f"; x{eager / PAPER_DEBM_S:.2f} the paper's {PAPER_DEBM_S} s (its GPU, CIFAR-10)"
+            row = {"entry": name, "weights": weights, "preset": preset, "steps": length,
+                   "timed": "whole" if (debm or args.full) else "per step", "seconds": eager,
+                   "compiled_seconds": fast, "compile_s": compile_s, "speedup": eager / fast, "note": note}
             rows.append(row)
-            print(f"| {name} | {weights} | {preset} | {row['steps']} | {row['timed']} | {row['seconds']:.1f} | "
-                  f"{row['compiled_seconds']:.1f} | {row['speedup']:.2f}x | {row['compile_s']:.0f} | {note} |", flush=True)
+            print(f"| {name} | {weights} | {preset} | {length} | {row['timed']} | {eager:.1f} | {fast:.1f} | "
+                  f"{row['speedup']:.2f}x | {compile_s:.0f} | {note} |", flush=True)
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"device": where, "n": args.n, "torch": torch.__version__, "rows": rows}, f, indent=1)

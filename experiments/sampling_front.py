@@ -25,6 +25,7 @@ from pathlib import Path
 import torch
 
 import zoo
+from zoo.cards import presets_at
 from zoo.data import load_tensor
 from zoo.evaluation.quality import ClassifierFeatures, classifier_for, confident_share, real_data_ceiling, sample_quality
 from zoo.hub import write_atomic
@@ -93,12 +94,16 @@ def cmd_figure(args) -> None:
     import matplotlib.pyplot as plt
 
     res = json.loads((CARDS / f"{args.entry}.front.json").read_text())
+    presets = zoo.get_entry(args.entry).sampler_config_json()["presets"]
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
     for ax, key, label in ((axes[0], "fid", "classifier-FID (lower is better)"),
                            (axes[1], "is", "classifier-IS (higher is better)")):
         for t_max, eps in GRID:
             pts = [p for p in res["points"] if p["t_max"] == t_max and p["step_size"] == eps]
             ax.plot([p["seconds"] for p in pts], [p[key] for p in pts], "o-", label=f"T_max {t_max:g}, eps {eps:g}")
+        for point in res["points"]:
+            for preset in presets_at(point, presets):
+                ax.annotate(preset, (point["seconds"], point[key]), textcoords="offset points", xytext=(4, 6), fontsize=8)
         ax.axhline(res["real_data_ceiling"][key], color="k", ls="--", lw=1, label="real test images")
         ax.axvline(60, color="grey", ls=":", lw=1)
         ax.set_xscale("log")

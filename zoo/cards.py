@@ -151,9 +151,10 @@ def measured_section(payload: dict, entry=None) -> str:
     return "\n".join(parts)
 
 
-def _preset_of(point: dict, presets: dict) -> str:
+def presets_at(point: dict, presets: dict) -> list[str]:
+    """The sampler presets that are this point of a sampler sweep (same schedule, T_max, step size and lengths)."""
     keys = ("schedule", "t_max", "step_size", "n_hold", "n_anneal", "n_final")
-    return ", ".join(f"`{name}`" for name, p in presets.items() if all(p.get(k) == point[k] for k in keys))
+    return [name for name, p in presets.items() if all(p.get(k) == point[k] for k in keys)]
 
 
 def front_section(front: dict, sampler_config: dict) -> str:
@@ -172,7 +173,7 @@ def front_section(front: dict, sampler_config: dict) -> str:
             "|---|---|---|---|---|---|---|---|---|"]
     for p in sorted(front["points"], key=lambda p: (p["seconds"], p["fid"])):
         rows.append(f"| {p['steps']} | {_f(p['t_max'])} | {_f(p['step_size'])} | {p['seconds']} | {_f(p['fid'])} | "
-                    f"{_f(p['kid'])} | {_f(p['is'], 3)} | {_f(p['confident_share'], 2)} | {_preset_of(p, presets)} |")
+                    f"{_f(p['kid'])} | {_f(p['is'], 3)} | {_f(p['confident_share'], 2)} | {', '.join(f'`{n}`' for n in presets_at(p, presets))} |")
     paper = presets.get("paper")
     if paper:
         steps = paper["n_hold"] + paper["n_anneal"] + paper["n_final"]
