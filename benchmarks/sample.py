@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import copy
 import json
-import time
 
 import torch
 from train_step import seconds_per_call  # benchmarks/ is on sys.path when run as a script
@@ -35,13 +34,7 @@ PAPER_DEBM_S, NCSN_S = 8.67, 120.11
 
 
 def _seconds(fn, device: torch.device) -> float:
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    start = time.perf_counter()
-    fn()
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    return time.perf_counter() - start
+    return seconds_per_call(fn, 1, 0, device)  # one call, CUDA synchronised
 
 
 def per_step_seconds(model, n: int, compile: bool, steps: int, device: torch.device) -> tuple[float, float]:
