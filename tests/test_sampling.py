@@ -233,3 +233,13 @@ def test_compiled_chain_gives_the_eager_samples_and_auto_skips_short_cpu_chains(
     assert set(model.state_dict()) == set(zoo.load("ebm-2d-gmm-dsm").state_dict())  # the compiled copy is no submodule
     with pytest.raises(zoo.InputError, match="compile must be True, False or 'auto'"):
         model.sample(2, compile="yes", progress=False)
+    # a trainable network (zoo.load freezes them): the chain freezes the parameters (grad_x only) and gives them back
+    # trainable, also after a failing chain
+    model.requires_grad_(True)
+    model.sample(2, compile=True, **kw)
+    assert all(p.requires_grad for p in model.parameters())
+    from zoo.sampling.compiled import frozen_parameters
+    with pytest.raises(RuntimeError, match="chain failed"), frozen_parameters(model.net):
+        assert not any(p.requires_grad for p in model.parameters())
+        raise RuntimeError("chain failed")
+    assert all(p.requires_grad for p in model.parameters())

@@ -20,7 +20,7 @@ from .energies import build_network
 from .errors import ConfigError, InputError
 from .hub import load_model, push_model, save_folder
 from .sampling import Clamp, SamplerOutput, build_sampler, energy_and_grad
-from .sampling.compiled import compile_network, should_compile
+from .sampling.compiled import compile_network, frozen_parameters, should_compile
 from .schema import parse_model_config
 
 # Inputs (and chain states) this far outside the data range are a units mistake or a diverging chain.
@@ -161,10 +161,11 @@ class EnergyModel(nn.Module):
             generator = torch.Generator(device=self.device).manual_seed(seed)
         length = sampler.chain_length() if hasattr(sampler, "chain_length") else 0
         net = self.compiled_net() if should_compile(compile, self.device, length) else self.net
-        out = sampler.run(net, n, self.input_shape, sigma0=self.sigma0, device=self.device, dtype=self.dtype,
-                          generator=generator, clamp=clamp, batch_size=batch_size, bounds=self._bounds(),
-                          trajectory_every=trajectory_every if return_trajectory else None,
-                          record_energy=return_energy_trace, progress=progress)
+        with frozen_parameters(self.net):
+            out = sampler.run(net, n, self.input_shape, sigma0=self.sigma0, device=self.device, dtype=self.dtype,
+                              generator=generator, clamp=clamp, batch_size=batch_size, bounds=self._bounds(),
+                              trajectory_every=trajectory_every if return_trajectory else None,
+                              record_energy=return_energy_trace, progress=progress)
         if clip:
             out.samples = out.samples.clamp(*self.data_range)
             if clamp is not None:

@@ -5,6 +5,7 @@ from torch import nn
 
 from ..errors import ConfigError
 from .classifier import SmallCNNClassifier
+from .conv import ConvEnergy
 from .debm import DenoisingEBM
 from .mdsm_resnet import MDSMResNet
 from .mlp import MLPEnergy, tanh_mlp
@@ -12,6 +13,7 @@ from .mlp import MLPEnergy, tanh_mlp
 ARCHITECTURES: dict[str, type[nn.Module]] = {
     "MDSMResNet": MDSMResNet,
     "MLPEnergy": MLPEnergy,
+    "ConvEnergy": ConvEnergy,
     "DenoisingEBM": DenoisingEBM,
     "SmallCNNClassifier": SmallCNNClassifier,
 }
@@ -42,4 +44,4 @@ def with_spectral_norm(net: nn.Module) -> nn.Module:
     return net
 
 
-__all__ = ["ARCHITECTURES", "DenoisingEBM", "MDSMResNet", "MLPEnergy", "SmallCNNClassifier", "build_network", "with_spectral_norm", "tanh_mlp"]
+__all__ = ["ARCHITECTURES", "ConvEnergy", "DenoisingEBM", "MDSMResNet", "MLPEnergy", "SmallCNNClassifier", "build_network", "with_spectral_norm", "tanh_mlp"]

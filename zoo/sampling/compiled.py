@@ -8,8 +8,13 @@ costs seconds to a minute per network and batch shape (less from inductor's on-d
 compiles only where that pays back: always on CUDA, on a CPU for chains of at least ``AUTO_MIN_STEPS`` steps
 (``benchmarks/sample.py`` measures both paths). Samplers that call other methods of the network (the Denoising-EBM
 two-stage chain: U_s, U_c) reach the uncompiled module through the wrapper, so compiling does not speed them up yet.
+A chain needs grad_x E only: ``frozen_parameters`` turns the parameters' requires_grad off for its length, so the
+compiled backward is traced without the weight gradients (eager autograd prunes them anyway). ``zoo.load`` already
+returns frozen parameters; this covers networks in training (checkpoint grids, a model built from a config).
 """
 from __future__ import annotations
+
+import contextlib
 
 import torch
 from torch import nn
@@ -31,3 +36,16 @@ def should_compile(option, device: torch.device, chain_length: int) -> bool:
 def compile_network(net: nn.Module) -> nn.Module:
     """``torch.compile(net)``; attribute access (e.g. a Denoising-EBM's ``semantic_energy``) reaches the module."""
     return torch.compile(net, dynamic=False)
+
+
+@contextlib.contextmanager
+def frozen_parameters(net: nn.Module):
+    """Parameters with requires_grad=False inside the block (restored after, also on error)."""
+    params = [p for p in net.parameters() if p.requires_grad]
+    for p in params:
+        p.requires_grad_(False)
+    try:
+        yield net
+    finally:
+        for p in params:
+            p.requires_grad_(True)
