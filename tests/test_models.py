@@ -46,3 +46,17 @@ def test_bad_architecture_arguments():
 def test_mlp_energy():
     net = build_network({"class": "MLPEnergy", "hidden": [8, 8]}, [2])
     assert isinstance(net, MLPEnergy) and net(torch.randn(4, 2)).shape == (4,)
+
+
+def test_conv_energy_is_per_image_and_has_the_gaussian_term():
+    torch.manual_seed(0)
+    net = build_network({"class": "ConvEnergy", "width": 4}, [1, 28, 28])
+    x = torch.rand(5, 1, 28, 28)
+    e = net(x)
+    assert e.shape == (5,)
+    torch.testing.assert_close(net(x[2:3]), e[2:3])  # no normalisation layer: E(x) does not see the rest of the batch
+    with_base = build_network({"class": "ConvEnergy", "width": 4, "base_precision": 2.0}, [1, 28, 28])
+    with_base.load_state_dict(net.state_dict())
+    torch.testing.assert_close(with_base(x), e + x.flatten(1).pow(2).sum(1))  # + base_precision |x|^2 / 2
+    with pytest.raises(zoo.ConfigError, match="image shape"):
+        build_network({"class": "ConvEnergy"}, [784])
