@@ -121,6 +121,8 @@ class DenoisingEBM(nn.Module):
     (seed 0), so E(x) is deterministic; the training objective calls ``forward(x, loss=...)`` so that DDP sees it.
     """
 
+    compiled_parts = ("dae", "decoder")  # what compile=True puts under torch.compile (zoo.sampling.compiled)
+
     def __init__(self, input_shape: list[int], width: int = 32, latent_dim: int = 64, energy_sigma: float = 0.05):
         super().__init__()
         channels, size, size_w = input_shape
