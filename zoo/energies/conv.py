@@ -13,6 +13,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from .mlp import plus_gaussian_term
+
 
 class ConvEnergy(nn.Module):
     def __init__(self, input_shape: list[int], width: int = 16, base_precision: float = 0.0):
@@ -31,5 +33,4 @@ class ConvEnergy(nn.Module):
         self.base_precision = float(base_precision)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        energy = self.head(self.body(x).sum(dim=(2, 3))).squeeze(1)
-        return energy + 0.5 * self.base_precision * x.flatten(1).pow(2).sum(1) if self.base_precision else energy
+        return plus_gaussian_term(self.head(self.body(x).sum(dim=(2, 3))).squeeze(1), x, self.base_precision)

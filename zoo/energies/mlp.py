@@ -29,6 +29,9 @@ class MLPEnergy(nn.Module):
         self.base_precision = float(base_precision)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = x.flatten(1)
-        energy = self.mlp(x).squeeze(1)
-        return energy + 0.5 * self.base_precision * x.pow(2).sum(1) if self.base_precision else energy
+        return plus_gaussian_term(self.mlp(x.flatten(1)).squeeze(1), x, self.base_precision)
+
+
+def plus_gaussian_term(energy: torch.Tensor, x: torch.Tensor, precision: float) -> torch.Tensor:
+    """energy + precision |x|^2 / 2 per sample (a fixed Gaussian factor that makes exp(-E) normalisable)."""
+    return energy + 0.5 * precision * x.flatten(1).pow(2).sum(1) if precision else energy

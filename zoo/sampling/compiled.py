@@ -58,7 +58,7 @@ def frozen_parameters(net: nn.Module):
     for p in params:
         p.requires_grad_(False)
     try:
-        yield net
+        yield
     finally:
         for p in params:
             p.requires_grad_(True)
