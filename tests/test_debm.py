@@ -79,6 +79,8 @@ def test_objective_alternates_reconstruction_and_contrastive_phases():
     keys = [set(objective(net, x, ObjectiveContext(step=s, generator=torch.Generator().manual_seed(s), unwrapped=net)).logs)
             for s in range(5)]
     assert [("dae" in k, "U_c_gap" in k) for k in keys] == [(True, False)] * 3 + [(False, True)] + [(True, False)]
+    warm = DenoisingEBMObjective(reconstruction_steps=3, reconstruction_warmup=5)
+    assert [warm.contrastive_phase(s) for s in range(14)] == [False] * 8 + [True] + [False] * 3 + [True, False]
 
 
 def test_two_stage_sampler_shapes_range_seed_and_trajectories():

@@ -1,6 +1,10 @@
 """Denoising-EBM training, Algorithm 1 (Zeng): per outer iteration ``reconstruction_steps`` (L) updates of the DAE and
 decoder losses, then one contrastive maximum-likelihood update with negatives from the two-stage chain (K latent steps
-on U_s, decode, T data steps on U_c). One loop step = one optimizer update, so the phase is ``ctx.step % (L + 1)``."""
+on U_s, decode, T data steps on U_c). One loop step = one optimizer update, so the phase is ``ctx.step % (L + 1)``.
+
+``reconstruction_warmup`` (opt-in, not in the paper; 0 = Algorithm 1 exactly): a first stage of that many
+reconstruction-only updates, so that the contrastive updates start from a trained DAE and decoder. The phase of
+Algorithm 1 then counts from the end of the warm-up."""
 from __future__ import annotations
 
 import math
@@ -24,6 +28,13 @@ class DenoisingEBMObjective(Objective):
     latent_step_size: float = 0.1  # η1
     data_step_size: float = 0.01  # η2
     energy_l2: float = 0.0  # opt-in (not in the paper): α·(U(data)² + U(neg)²) on both contrastive terms
+    reconstruction_warmup: int = 0  # opt-in (not in the paper): reconstruction-only updates before Algorithm 1
+
+    def contrastive_phase(self, step: int) -> bool:
+        """Whether update ``step`` is Algorithm 1's line 7-18 update (else lines 2-6)."""
+        if step < self.reconstruction_warmup:
+            return False
+        return (step - self.reconstruction_warmup) % (self.reconstruction_steps + 1) == self.reconstruction_steps
 
     def sigmas(self, batch: int, x: torch.Tensor, generator) -> torch.Tensor:
         levels = torch.logspace(math.log10(self.sigma_max), math.log10(self.sigma_min), self.n_sigmas)
@@ -39,7 +50,7 @@ class DenoisingEBMObjective(Objective):
     def __call__(self, model, x: torch.Tensor, ctx: ObjectiveContext) -> ObjectiveOutput:
         g = ctx.generator
         sigma = self.sigmas(x.shape[0], x, g)
-        if ctx.step % (self.reconstruction_steps + 1) < self.reconstruction_steps:
+        if not self.contrastive_phase(ctx.step):
             loss, logs = model(x, loss="reconstruction", sigma=sigma, generator=g)
         else:
             z_neg, x_neg = self.negatives(ctx.unwrapped, sigma, x.shape, g)
