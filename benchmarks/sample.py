@@ -116,22 +116,21 @@ def main() -> None:
     for name in args.entries:
         model, weights = load(name, device)
         presets = [p for p in args.presets if p in model.sampler_config.get("presets", {})]
-        debm = model.config["family"] == "denoising_ebm"  # two-stage chain: timed whole (two chains + a decode)
-        paths = (False, True)
-        if not (debm or args.full):
-            step = {c: per_step_seconds(model, args.n, c, args.measure_steps, device) for c in paths}
+        debm = model.config["family"] == "denoising_ebm"
+        whole = debm or args.full  # the two-stage chain is timed whole (two chains + a decode)
+        if not whole:
+            step = {c: per_step_seconds(model, args.n, c, args.measure_steps, device) for c in (False, True)}
         for preset in presets:
             length = model.sampler(preset).chain_length()
-            if debm or args.full:
-                secs = {c: whole_chain_seconds(model, preset, args.n, c, device) for c in paths}
+            if whole:
+                secs = {c: whole_chain_seconds(model, preset, args.n, c, device) for c in (False, True)}
             else:
-                secs = {c: (step[c][0] * length, step[c][1]) for c in paths}
-            eager, (fast, compile_s) = secs[False][0], secs[paths[-1]]
-            note = ""
-            if debm and preset == "paper":
-                note = f"x{fast / PAPER_DEBM_S:.2f} the paper's {PAPER_DEBM_S} s (its GPU, CIFAR-10)"
+                secs = {c: (step[c][0] * length, step[c][1]) for c in (False, True)}
+            eager, (fast, compile_s) = secs[False][0], secs[True]
+            note = f"x{fast / PAPER_DEBM_S:.2f} the paper's {PAPER_DEBM_S} s (its GPU, CIFAR-10)" \
+                if debm and preset == "paper" else ""
             row = {"entry": name, "weights": weights, "preset": preset, "steps": length,
-                   "timed": "whole" if (debm or args.full) else "per step", "seconds": eager,
+                   "timed": "whole" if whole else "per step", "seconds": eager,
                    "compiled_seconds": fast, "compile_s": compile_s, "speedup": eager / fast, "note": note}
             rows.append(row)
             print(f"| {name} | {weights} | {preset} | {length} | {row['timed']} | {eager:.1f} | {fast:.1f} | "

@@ -1,6 +1,6 @@
 """Denoising-EBM training, Algorithm 1 (Zeng): per outer iteration ``reconstruction_steps`` (L) updates of the DAE and
 decoder losses, then one contrastive maximum-likelihood update with negatives from the two-stage chain (K latent steps
-on U_s, decode, T data steps on U_c). One loop step = one optimizer update, so the phase is ``ctx.step % (L + 1)``.
+on U_s, decode, T data steps on U_c). One loop step = one optimizer update; ``contrastive_phase(step)`` says which kind.
 
 ``reconstruction_warmup`` (opt-in, not in the paper; 0 = Algorithm 1 exactly): a first stage of that many
 reconstruction-only updates, so that the contrastive updates start from a trained DAE and decoder. The phase of
