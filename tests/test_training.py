@@ -155,19 +155,20 @@ def test_full_disk_during_a_checkpoint_says_so_and_leaves_nothing(tmp_path):
 
     from zoo.training.checkpoint import save_checkpoint
 
-    class FullDisk:
+    class Main:
         is_main_process = True
 
         def wait_for_everyone(self):
             pass
 
-        def save_state(self, path):
-            Path(path).mkdir(parents=True)
-            (Path(path) / "model.safetensors").write_bytes(b"half")
+    class FullDisk:
+        def state_dict(self):
+            (tmp_path / "ck" / ".tmp_step_00000007").mkdir(parents=True, exist_ok=True)
+            (tmp_path / "ck" / ".tmp_step_00000007" / "state.safetensors").write_bytes(b"half")
             raise OSError(errno.ENOSPC, "No space left on device")
 
     with pytest.raises(zoo.ZooError, match="step 7: the disk is full"):
-        save_checkpoint(FullDisk(), tmp_path / "ck", 7, 2, {})
+        save_checkpoint(Main(), tmp_path / "ck", 7, 2, {}, {"model": FullDisk()})
     assert list((tmp_path / "ck").iterdir()) == []
 
 
@@ -200,12 +201,43 @@ def test_objective_state_survives_checkpoint_and_resume_bit_exactly(tmp_path, sy
     resumed = run(tmp_path / "b", synthetic_mnist, "--max-steps", "6", "--checkpoint-every", "3", "--resume", "latest", *spec)
     a, b = weights(straight), weights(resumed)
     assert all(torch.equal(a[k], b[k]) for k in a)
-    # without the restored buffer the resumed run differs (the state matters)
+    # the buffer is in the checkpoint, and a resume with a different buffer ends elsewhere (the state matters)
+    from safetensors.torch import load_file, save_file
+
     run(tmp_path / "c", synthetic_mnist, "--max-steps", "6", "--checkpoint-every", "3", "--time-limit", "0", *spec)
-    for f in (tmp_path / "c" / "checkpoints").glob("*/custom_checkpoint_1.pkl"):
-        f.unlink()
-    with pytest.raises(Exception):
-        run(tmp_path / "c", synthetic_mnist, "--max-steps", "6", "--checkpoint-every", "3", "--resume", "latest", *spec)
+    (ckpt,) = (tmp_path / "c" / "checkpoints").glob("step_*")
+    tensors = load_file(str(ckpt / "state.safetensors"))
+    assert tensors["objective.buffer"].abs().sum() > 0
+    tensors["objective.buffer"] = torch.zeros(4)
+    save_file(tensors, str(ckpt / "state.safetensors"))
+    altered = run(tmp_path / "c", synthetic_mnist, "--max-steps", "6", "--checkpoint-every", "3", "--resume", "latest",
+                  *spec)
+    c = weights(altered)
+    assert not all(torch.equal(a[k], c[k]) for k in a)
+
+
+def test_a_pickled_checkpoint_is_never_unpickled(tmp_path, synthetic_mnist):
+    """A checkpoint folder holding a pickle payload (what accelerate's format would unpickle) is refused before any
+    file is unpickled, and so is a checkpoint whose settings file was removed."""
+    import pickle
+
+    run(tmp_path / "a", synthetic_mnist, "--max-steps", "6", "--checkpoint-every", "3", "--time-limit", "0")
+    (ckpt,) = (tmp_path / "a" / "checkpoints").glob("step_*")
+    marker = tmp_path / "payload-ran"
+
+    class Payload:
+        def __reduce__(self):
+            return (Path.touch, (marker,))
+
+    for name in ("state.safetensors", "state.json"):
+        (ckpt / name).unlink()
+    (ckpt / "custom_checkpoint_0.pkl").write_bytes(pickle.dumps(Payload()))
+    with pytest.raises(zoo.ConfigError, match="pickled checkpoints are not read"):
+        run(tmp_path / "a", synthetic_mnist, "--max-steps", "6", "--checkpoint-every", "3", "--resume", str(ckpt))
+    (ckpt / "run_settings.json").unlink()
+    with pytest.raises(zoo.ConfigError, match="run_settings.json is missing"):
+        run(tmp_path / "a", synthetic_mnist, "--max-steps", "6", "--checkpoint-every", "3", "--resume", str(ckpt))
+    assert not marker.exists()
 
 
 def test_bf16_autocast_grad_accumulation_and_push_to_hub(tmp_path, synthetic_mnist, hub):

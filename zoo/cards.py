@@ -183,10 +183,12 @@ def front_section(front: dict, sampler_config: dict) -> str:
 
 
 def build_card(config: dict, sampler_config: dict | None = None, entry=None, training: dict | None = None,
-               notes: str | None = None, measured: dict | None = None, front: dict | None = None) -> ModelCard:
+               notes: str | None = None, measured: dict | None = None, front: dict | None = None,
+               campaign: dict | None = None) -> ModelCard:
     """A ModelCard for weights with this config; ``training`` = {"command": ..., "stats": {...}} of the run that
     produced them; ``notes`` = the zoo's notes (markdown); ``measured`` = a ``zoo eval`` results JSON (the
-    "Measured" section and the model-index); ``front`` = a sampler sweep (the presets section)."""
+    "Measured" section and the model-index); ``front`` = a sampler sweep (the presets section); ``campaign`` = the
+    campaign ledger of the weights (``zoo.campaign``: its history section)."""
     name = config.get("entry", "ebm-zoo-model")
     family = config.get("family", "ebm")
     eval_results = [EvalResult(**r) for r in (entry.card.eval_results if entry is not None and notes else [])]
@@ -220,6 +222,10 @@ def build_card(config: dict, sampler_config: dict | None = None, entry=None, tra
         parts += [measured_section(measured, entry), ""]
     if front is not None and sampler_config:
         parts += [front_section(front, sampler_config), ""]
+    if campaign is not None and campaign["slices"]:
+        from .campaign import history_section
+
+        parts += [history_section(campaign), ""]
     if notes:
         parts += [notes.strip(), ""]
     return ModelCard(f"---\n{data.to_yaml()}\n---\n\n" + "\n".join(parts))
@@ -250,8 +256,11 @@ def mirror_card(entry) -> str:
     sampler = read_json(folder / SAMPLER_CONFIG_NAME) if (folder / SAMPLER_CONFIG_NAME).is_file() else entry.sampler_config_json()
     from .results import read_front, read_results
 
+    from .campaign import ledger_path, read_ledger
+
+    campaign = read_ledger(entry.name) if ledger_path(entry.name).is_file() else None
     return str(build_card(entry.config_json(), sampler, entry, notes=notes_for(entry.name),
-                          measured=read_results(entry.name), front=read_front(entry.name)))
+                          measured=read_results(entry.name), front=read_front(entry.name), campaign=campaign))
 
 
 def main(argv: list[str] | None = None) -> int:

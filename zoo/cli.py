@@ -1,4 +1,4 @@
-"""The ``zoo`` command line: list, info, sample, denoise, inpaint, parzen. Thin: parses, calls the library, prints.
+"""The ``zoo`` command line: list, info, sample, denoise, inpaint, ood, eval, campaign, parzen. Thin: parses, calls the library, prints.
 torch is imported only by the commands that need it (``zoo --help`` stays fast).
 
     zoo list
@@ -191,6 +191,26 @@ def cmd_eval(args, argv: list[str]) -> None:
         print(f"wrote {readme}")
 
 
+def cmd_campaign(args) -> None:
+    """The weights campaign (``zoo.campaign``): status, run, pack, unpack."""
+    from zoo import campaign
+
+    spec = campaign.load_campaign(args.file)
+    if args.action == "status":
+        print(campaign.format_status(campaign.status_rows(spec)))
+    elif args.action == "run":
+        until = campaign.parse_duration(args.until)
+        records = campaign.run_campaign(spec, until, device=args.device, only=args.only, threads=args.threads,
+                                        data_dir=args.data_dir)
+        if args.pack:
+            print("packed: " + ", ".join(str(p) for p in campaign.pack_states(spec, Path(args.pack), args.only)))
+        print(f"{len(records)} slice(s); " + campaign.format_status(campaign.status_rows(spec)))
+    elif args.action == "pack":
+        print("packed: " + ", ".join(str(p) for p in campaign.pack_states(spec, Path(args.folder), args.only)))
+    else:
+        print("unpacked: " + (", ".join(campaign.unpack_states(spec, Path(args.folder))) or "nothing newer"))
+
+
 def _positive(text: str) -> int:
     value = int(text)
     if value < 1:
@@ -287,6 +307,26 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--revision", default=None)
     s.add_argument("--seed", type=int, default=0)
     s.set_defaults(func=cmd_eval)
+    s = sub.add_parser("campaign", help="the weights campaign: resumable, time-boxed training of campaign.yaml's runs",
+                       epilog="examples: zoo campaign status; zoo campaign run --until 150m; "
+                              "zoo campaign run --device cuda --until 8m --pack $OUT")
+    s.add_argument("--file", default=None, help="campaign file (default: campaign.yaml at the repository root)")
+    csub = s.add_subparsers(dest="action", required=True)
+    c = csub.add_parser("status", help="steps, CPU/GPU hours, quality and state of each run; what runs next")
+    c = csub.add_parser("run", help="train the runs round robin until the deadline (slices end with export + eval)")
+    c.add_argument("--until", required=True, help="how long to run, e.g. 150m, 2h, 1h30m")
+    c.add_argument("--device", default="cpu", help="cpu or cuda (default: cpu)")
+    c.add_argument("--only", nargs="+", default=None, metavar="RUN", help="only these runs")
+    c.add_argument("--threads", type=_positive, default=None, help="torch CPU threads (default: torch's)")
+    c.add_argument("--data-dir", default=None, help="dataset mirror (default: campaign.yaml's data_dir)")
+    c.add_argument("--pack", default=None, metavar="FOLDER",
+                   help="afterwards, pack each run's state into FOLDER (a GPU machine's $OUT)")
+    c = csub.add_parser("pack", help="each run's latest state as one file per run (for a transfer)")
+    c.add_argument("folder")
+    c.add_argument("--only", nargs="+", default=None, metavar="RUN")
+    c = csub.add_parser("unpack", help="take packed states (from a GPU machine) into the local state folder")
+    c.add_argument("folder")
+    s.set_defaults(func=cmd_campaign)
     s = sub.add_parser("parzen", help="pick sigma by the Parzen-window validation log-likelihood (DEEN)")
     s.add_argument("name", help="registry entry")
     s.add_argument("--data-dir", default=None, help="local dataset mirror (Hub layout)")

@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import copy
+import math
 import os
 from pathlib import Path
 
@@ -110,25 +111,45 @@ class EnergyModel(nn.Module):
         """Raw energy network (no checks): used by training objectives and samplers."""
         return self.net(x)
 
-    def energy(self, x: torch.Tensor) -> torch.Tensor:
-        """E(x), shape (B,)."""
+    @property
+    def noise_conditional(self) -> bool:
+        """True for energies E(x, sigma) of a noise level (the ncebm family)."""
+        return bool(getattr(self.net, "noise_conditional", False))
+
+    def _energy_fn(self, sigma: float | None):
+        """E(.) of the network; for a noise-conditional energy E(., sigma) (sigma defaults to sigma0)."""
+        if sigma is None and not self.noise_conditional:
+            return self.net
+        if not self.noise_conditional:
+            raise InputError(f"sigma= is for noise-conditional energies; {self.config.get('entry')} models one density")
+        sigma = self.sigma0 if sigma is None else float(sigma)
+        if not (math.isfinite(sigma) and sigma > 0):
+            raise InputError(f"sigma must be a finite number > 0, got {sigma}")
+        return lambda x: self.net(x, sigma)
+
+    def energy(self, x: torch.Tensor, sigma: float | None = None) -> torch.Tensor:
+        """E(x), shape (B,); noise-conditional energies: E(x, sigma) (default sigma0)."""
+        fn = self._energy_fn(sigma)
         x = self.check_input(x)
         with torch.no_grad():
-            return self.net(x)
+            return fn(x)
 
-    def score(self, x: torch.Tensor) -> torch.Tensor:
-        """-grad_x E(x), same shape as x."""
-        return -energy_and_grad(self.net, self.check_input(x))[1]
+    def score(self, x: torch.Tensor, sigma: float | None = None) -> torch.Tensor:
+        """-grad_x E(x) (noise-conditional: at sigma), same shape as x."""
+        fn = self._energy_fn(sigma)
+        return -energy_and_grad(fn, self.check_input(x))[1]
 
     def denoise(self, x: torch.Tensor, sigma: float | None = None) -> torch.Tensor:
-        """Single-step denoising jump x - sigma^2 grad E(x) (sigma defaults to the model's sigma0); networks with a
-        denoiser of their own (Denoising-EBM's DAE reconstruction r(x, sigma)) use it."""
+        """Single-step denoising jump x - sigma^2 grad E(x) (sigma defaults to the model's sigma0); a noise-conditional
+        energy takes the gradient at that sigma (Tweedie at any sigma); networks with a denoiser of their own
+        (Denoising-EBM's DAE reconstruction r(x, sigma)) use it."""
         sigma = self.sigma0 if sigma is None else float(sigma)
         x = self.check_input(x)
         if hasattr(self.net, "denoise"):
             with torch.no_grad():
                 return self.net.denoise(x, sigma)
-        return (x - sigma**2 * energy_and_grad(self.net, x)[1]).detach()
+        fn = self._energy_fn(sigma if self.noise_conditional else None)
+        return (x - sigma**2 * energy_and_grad(fn, x)[1]).detach()
 
     def sampler(self, preset: str | None = None, **overrides):
         """The default sampler of sampler_config.json, or a named preset, with keyword overrides (any registered
@@ -214,8 +235,13 @@ class WeightedSum(nn.Module):
         self.nets = nn.ModuleList(nets)
         self.weights = [float(w) for w in weights]
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return sum(w * net(x) for w, net in zip(self.weights, self.nets))
+    @property
+    def noise_conditional(self) -> bool:
+        return all(getattr(net, "noise_conditional", False) for net in self.nets)
+
+    def forward(self, x: torch.Tensor, *sigma) -> torch.Tensor:
+        """sum_i w_i E_i(x) (noise-conditional energies: each at the same sigma)."""
+        return sum(w * net(x, *sigma) for w, net in zip(self.weights, self.nets))
 
 
 def compose(*models: EnergyModel, weights: list[float] | None = None) -> EnergyModel:
@@ -228,6 +254,8 @@ def compose(*models: EnergyModel, weights: list[float] | None = None) -> EnergyM
         raise InputError(f"compose() needs one positive weight per model, got {weights}")
     first = models[0]
     for m in models[1:]:
+        if m.noise_conditional != first.noise_conditional:
+            raise InputError("compose() cannot mix noise-conditional energies E(x, sigma) with energies E(x)")
         if m.input_shape != first.input_shape or m.data_range != first.data_range:
             raise InputError(f"compose() needs equal input shapes and data ranges: {first.input_shape} "
                              f"{first.data_range} vs {m.input_shape} {m.data_range}")

@@ -159,12 +159,15 @@ class RecipeSpec:
     grid_preset: str | None = None  # sampler preset of the sample grid written at each checkpoint
     sample_grid: bool = True  # False: no sample grid at checkpoints (models that are not samplers, e.g. classifiers)
     grad_clip: float | None = None  # opt-in stability aid: clip the global gradient norm to this value
+    ema: float = 0.0  # EMA decay of the weights (timm ModelEmaV3; the export is the EMA); 0 = off; --ema overrides
     parzen: ParzenSpec | None = None
 
     def validate(self, where: str) -> None:
         for key in ("batch_size", "max_steps", "checkpoint_every"):
             if getattr(self, key) < 1:
                 raise ConfigError(f"{where}.{key} must be >= 1, got {getattr(self, key)}")
+        if not 0 <= self.ema < 1:
+            raise ConfigError(f"{where}.ema must be in [0, 1), got {self.ema}")
         if self.grad_clip is not None and not self.grad_clip > 0:
             raise ConfigError(f"{where}.grad_clip must be > 0 (or null), got {self.grad_clip}")
         if not isinstance(self.objective.get("name"), str):

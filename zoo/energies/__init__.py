@@ -9,12 +9,14 @@ from .conv import ConvEnergy
 from .debm import DenoisingEBM
 from .mdsm_resnet import MDSMResNet
 from .mlp import MLPEnergy, tanh_mlp
+from .ncebm import NoiseConditionalEnergy
 
 ARCHITECTURES: dict[str, type[nn.Module]] = {
     "MDSMResNet": MDSMResNet,
     "MLPEnergy": MLPEnergy,
     "ConvEnergy": ConvEnergy,
     "DenoisingEBM": DenoisingEBM,
+    "NoiseConditionalEnergy": NoiseConditionalEnergy,
     "SmallCNNClassifier": SmallCNNClassifier,
 }
 
@@ -44,4 +46,4 @@ def with_spectral_norm(net: nn.Module) -> nn.Module:
     return net
 
 
-__all__ = ["ARCHITECTURES", "ConvEnergy", "DenoisingEBM", "MDSMResNet", "MLPEnergy", "SmallCNNClassifier", "build_network", "with_spectral_norm", "tanh_mlp"]
+__all__ = ["ARCHITECTURES", "ConvEnergy", "DenoisingEBM", "MDSMResNet", "MLPEnergy", "NoiseConditionalEnergy", "SmallCNNClassifier", "build_network", "with_spectral_norm", "tanh_mlp"]

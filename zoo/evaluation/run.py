@@ -33,7 +33,7 @@ from .likelihood import (AISSettings, GaussianReference, ais_log_z, bits_per_dim
 
 METRICS = ("quality", "likelihood", "denoising", "inpainting", "ood", "ranking", "accuracy")
 OOD_PARTNER = {"ylecun/mnist": "zalando-datasets/fashion_mnist", "zalando-datasets/fashion_mnist": "ylecun/mnist"}
-GENERATIVE = ("mdsm", "deen", "denoising_ebm", "ebm")
+GENERATIVE = ("mdsm", "deen", "denoising_ebm", "ebm", "ncebm")
 
 
 @dataclass

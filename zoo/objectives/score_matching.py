@@ -47,14 +47,17 @@ def _sq(v: torch.Tensor) -> torch.Tensor:
     return v.pow(2).flatten(1).sum(1)
 
 
-def denoising_residual(model, x: torch.Tensor, sigma: torch.Tensor, target_sigma: torch.Tensor, generator):
+def denoising_residual(model, x: torch.Tensor, sigma: torch.Tensor, target_sigma: torch.Tensor, generator,
+                       conditional: bool = False):
     """grad E(x~) - (x~ - x) / target_sigma^2 at x~ = x + sigma n (per-sample sigma, target_sigma: (B,) or scalars),
     with the graph kept for the parameter gradient (double backprop); returns (E(x~), residual). The one
-    denoising-score-matching term behind ``dsm``, ``deen`` and ``mdsm``."""
-    sigma, target_sigma = _rows(torch.as_tensor(sigma, dtype=x.dtype, device=x.device).expand(x.shape[0]), x), \
-        _rows(torch.as_tensor(target_sigma, dtype=x.dtype, device=x.device).expand(x.shape[0]), x)
-    x_noisy = (x + sigma * _gaussian_like(x, generator)).requires_grad_(True)
-    energy, grad = energy_and_grad(model, x_noisy, create_graph=True)
+    denoising-score-matching term behind ``dsm``, ``deen``, ``mdsm`` and ``ncdsm`` (``conditional``: the energy is
+    E(x~, sigma))."""
+    sigma = torch.as_tensor(sigma, dtype=x.dtype, device=x.device).expand(x.shape[0])
+    target_sigma = _rows(torch.as_tensor(target_sigma, dtype=x.dtype, device=x.device).expand(x.shape[0]), x)
+    x_noisy = (x + _rows(sigma, x) * _gaussian_like(x, generator)).requires_grad_(True)
+    energy_fn = (lambda z: model(z, sigma)) if conditional else model
+    energy, grad = energy_and_grad(energy_fn, x_noisy, create_graph=True)
     return energy, grad - (x_noisy - x) / target_sigma**2
 
 

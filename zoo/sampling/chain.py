@@ -40,17 +40,19 @@ class Clamp:
     def rows(self, sl: slice) -> "Clamp":
         return Clamp(self.mask[sl], self.known[sl], self.noise_scale)
 
-    def draw(self, temperature: float, generator) -> torch.Tensor:
-        """The known pixels as the energy sees them at this temperature."""
+    def draw(self, params: StepParams, generator) -> torch.Tensor:
+        """The known pixels as the energy sees them at this step: with noise of std ``params.sigma`` for a
+        noise-conditional energy, else ``noise_scale * sqrt(T)``."""
         noise = torch.randn(self.known.shape, generator=generator, device=self.known.device, dtype=self.known.dtype)
-        return self.known + self.noise_scale * math.sqrt(temperature) * noise
+        std = params.sigma if params.sigma is not None else self.noise_scale * math.sqrt(params.temperature)
+        return self.known + std * noise
 
     def apply(self, x: torch.Tensor, known: torch.Tensor | None = None) -> torch.Tensor:
         return torch.where(self.mask, self.known if known is None else known, x)
 
     def energy(self, energy_fn: EnergyFn, known: torch.Tensor | None = None) -> EnergyFn:
         """E(x with the known pixels clamped): a new EnergyFn whose gradient is zero on the known pixels."""
-        return lambda x: energy_fn(self.apply(x, known))
+        return lambda x, *sigma: energy_fn(self.apply(x, known), *sigma)
 
 
 def _check(first_bad: torch.Tensor, n_steps: int, step_size: float, bounds) -> None:
@@ -64,16 +66,24 @@ def _check(first_bad: torch.Tensor, n_steps: int, step_size: float, bounds) -> N
         )
 
 
+def _at_sigma(kernel, energy_fn: EnergyFn, params: StepParams) -> EnergyFn:
+    """The energy as the kernel calls it: E(., sigma) bound to this step's sigma for a noise-conditional energy,
+    unless the kernel takes sigma itself (``noise_conditional`` kernels, e.g. the ODE's)."""
+    if params.sigma is None or getattr(kernel, "noise_conditional", False):
+        return energy_fn
+    return lambda x, sigma=params.sigma: energy_fn(x, sigma)
+
+
 def _run_one(kernel, energy_fn: EnergyFn, x: torch.Tensor, schedule: Sequence[StepParams], generator, clamp, final,
              bounds, trajectory_every, record_energy, bar) -> SamplerOutput:
     trajectory = [x.detach()] if trajectory_every else None
     trace, accepts = [], []
     first_bad = torch.full((), -1, dtype=torch.long, device=x.device)
     for t, params in enumerate(schedule):
-        fn = energy_fn
+        fn = _at_sigma(kernel, energy_fn, params)
         if clamp is not None:
-            known_t = clamp.draw(params.temperature, generator)
-            x, fn = clamp.apply(x, known_t), clamp.energy(energy_fn, known_t)
+            known_t = clamp.draw(params, generator)
+            x, fn = clamp.apply(x, known_t), clamp.energy(fn, known_t)
         x, stats = kernel.step(fn, x, params, generator)
         if clamp is not None:
             x = clamp.apply(x, known_t)

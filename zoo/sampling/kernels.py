@@ -8,6 +8,8 @@ eps and the temperature T of this step. The chain driver (``chain.py``) owns the
 * ``mala``: the same proposal with a Metropolis-Hastings correction (Roberts & Tweedie 1996)
 * ``hmc``: leapfrog on H(x, p) = E(x)/T + |p|^2/2 with ``n_leapfrog`` steps of size eps, then a
   Metropolis test on H (Neal 2011)
+* ``heun``: one deterministic step of the probability-flow ODE of a noise-conditional energy from sigma to
+  sigma_next (Karras et al. 2022, Algorithm 1 with S_churn = 0)
 """
 from __future__ import annotations
 
@@ -31,8 +33,13 @@ def build_kernel(name: str, **options):
 
 @dataclass(frozen=True)
 class StepParams:
+    """One step's parameters. ``sigma``: the noise level of a noise-conditional energy E(x, sigma) at this step (the
+    chain binds it for the kernel); ``sigma_next``: the level the step moves to (the probability-flow ODE)."""
+
     step_size: float
-    temperature: float
+    temperature: float = 1.0
+    sigma: float | None = None
+    sigma_next: float | None = None
 
 
 def energy_and_grad(energy_fn: EnergyFn, x: torch.Tensor, create_graph: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
@@ -137,3 +144,25 @@ class HMC:
         accept = _metropolis(h0 - h1, generator)
         x_new = torch.where(_rows(accept, x), x1, x)
         return x_new, {"energy": e0.detach(), "accept": accept.to(x.dtype)}
+
+
+@register_kernel("heun")
+@dataclass
+class Heun:
+    """Probability-flow ODE dx/dσ = σ ∇ₓE(x, σ) (= (x - D(x, σ)) / σ with the Tweedie denoiser D = x - σ² ∇E), one
+    Heun step from σ to σ_next; Euler when σ_next = 0 (that last step is the Tweedie jump x - σ² ∇E). Karras et al.
+    2022, Algorithm 1 (S_churn = 0). The energy is called as E(x, σ) (``noise_conditional`` kernel)."""
+
+    noise_conditional = True
+
+    def step(self, energy_fn: EnergyFn, x: torch.Tensor, params: StepParams, generator=None):
+        sigma, sigma_next = params.sigma, params.sigma_next
+        if sigma is None or sigma_next is None:
+            raise ConfigError("the heun kernel needs a sigma schedule (a noise-conditional sampler such as pf_ode)")
+        energy, grad = energy_and_grad(lambda z: energy_fn(z, sigma), x)
+        d = sigma * grad
+        y = x + (sigma_next - sigma) * d
+        if sigma_next > 0:
+            d_next = sigma_next * energy_and_grad(lambda z: energy_fn(z, sigma_next), y)[1]
+            y = x + (sigma_next - sigma) * (d + d_next) / 2
+        return y.detach(), {"energy": energy.detach()}

@@ -55,12 +55,16 @@ def build_parser(family: str) -> argparse.ArgumentParser:
     p.add_argument("--mixed-precision", default=None, choices=["no", "fp16", "bf16"],
                    help="default: accelerate config; bf16 recommended (fp16 can underflow grad E)")
     p.add_argument("--grad-accum", type=_positive_int, default=1)
-    p.add_argument("--ema", type=_decay, default=0.0, help="EMA decay in [0, 1) (timm ModelEmaV3); 0 = off. Export uses EMA weights if on")
+    p.add_argument("--ema", type=_decay, default=None,
+                   help="EMA decay in [0, 1) (timm ModelEmaV3); 0 = off; default: the entry's recipe.ema. Export uses EMA weights if on")
     p.add_argument("--channels-last", action="store_true", help="channels_last memory format (faster convs on GPU)")
     p.add_argument("--time-limit", type=_non_negative_float, default=None, metavar="SECONDS",
                    help="stop early (checkpoint + export) once this much wall time has passed")
     p.add_argument("--init-from", default=None, metavar="PATH_OR_REPO",
                    help="start from these weights (a Hub-layout folder or repo id) instead of random init")
+    p.add_argument("--lr-warmup", type=_non_negative_int, default=0, metavar="STEPS",
+                   help="linear LR warm-up from lr/100 over this many updates (e.g. a warm start: fresh optimizer on "
+                        "trained weights); default 0")
     p.add_argument("--seed", type=_non_negative_int, default=0)
     p.add_argument("--log-every", type=_positive_int, default=100)
     p.add_argument("--grid-preset", default=None, help="sampler preset of the sample grid at each checkpoint "
@@ -118,6 +122,7 @@ def parse_args(family: str, argv: list[str] | None = None) -> argparse.Namespace
     args.batch_size = args.batch_size or recipe.batch_size
     args.lr = args.lr or recipe.optimizer.lr
     args.checkpoint_every = args.checkpoint_every or recipe.checkpoint_every
+    args.ema = recipe.ema if args.ema is None else args.ema
     args.grid_preset = args.grid_preset or recipe.grid_preset
     presets = entry.sampler.presets
     if args.grid_preset is not None and args.grid_preset not in presets:
@@ -133,6 +138,6 @@ def run_settings(args: argparse.Namespace) -> dict:
     """What a checkpoint must agree on to be resumed (stored with it, compared on --resume)."""
     e = args.entry_spec
     return {"config": e.config_json(), "objective": e.recipe.objective, "optimizer": dataclasses.asdict(e.recipe.optimizer),
-            "lr": args.lr, "lr_min": e.recipe.lr_min, "max_steps": args.max_steps, "batch_size": args.batch_size,
+            "lr": args.lr, "lr_min": e.recipe.lr_min, "lr_warmup": args.lr_warmup, "max_steps": args.max_steps, "batch_size": args.batch_size,
             "grad_accum": args.grad_accum, "seed": args.seed, "ema": args.ema, "data": dataclasses.asdict(e.data),
             "limit_data": args.limit_data}

@@ -10,6 +10,7 @@ from pathlib import Path
 import torch
 
 from ..errors import ConfigError, TrainingDivergedError, ZooError
+from .state import write_state
 
 PREFIX = "step_"
 SETTINGS = "run_settings.json"
@@ -31,17 +32,17 @@ def check_finite(module: torch.nn.Module, step: int) -> None:
             f"this step; the last good checkpoint is kept. Lower --lr or try --mixed-precision no.")
 
 
-def save_checkpoint(accelerator, folder: Path, step: int, keep: int, settings: dict) -> Path:
-    """accelerator.save_state into a temp folder, renamed into place once complete; a full disk says so and leaves
-    nothing half-written."""
+def save_checkpoint(accelerator, folder: Path, step: int, keep: int, settings: dict, parts: dict) -> Path:
+    """The training state (``zoo.training.state``: safetensors + JSON, of ``parts``) into a temp folder, renamed into
+    place once complete; a full disk says so and leaves nothing half-written."""
     final, tmp = folder / f"{PREFIX}{step:08d}", folder / f".tmp_{PREFIX}{step:08d}"
     if accelerator.is_main_process:
         folder.mkdir(parents=True, exist_ok=True)
         shutil.rmtree(tmp, ignore_errors=True)
     accelerator.wait_for_everyone()
     try:
-        accelerator.save_state(str(tmp))
         if accelerator.is_main_process:
+            write_state(tmp, parts, step)
             (tmp / "trainer_state.json").write_text(json.dumps({"step": step}))
             (tmp / SETTINGS).write_text(json.dumps(settings, indent=1, sort_keys=True))
     except (OSError, RuntimeError) as err:
@@ -74,15 +75,18 @@ def find_resume(resume: str | None, folder: Path) -> Path | None:
 
 
 def check_settings(checkpoint: Path, settings: dict) -> int:
-    """The checkpoint's step, after checking it was made by a run with the same settings."""
+    """The checkpoint's step, after checking it was made by a run with the same settings (a checkpoint without its
+    settings file is refused)."""
     saved_file = checkpoint / SETTINGS
-    if saved_file.is_file():
-        saved = json.loads(saved_file.read_text())
-        diff = [f"{k}: checkpoint {saved.get(k)!r} vs now {settings.get(k)!r}"
-                for k in sorted(set(saved) | set(settings)) if saved.get(k) != settings.get(k)]
-        if diff:
-            hint = (" A longer run is a new cosine cycle: --init-from <the export> --max-steps N into a new --output-dir."
-                    if any(d.startswith("max_steps") for d in diff) else
-                    " Use a new --output-dir for a different run.")
-            raise ConfigError(f"cannot resume from {checkpoint}: the run's settings differ: " + "; ".join(diff) + "." + hint)
+    if not saved_file.is_file():
+        raise ConfigError(f"cannot resume from {checkpoint}: {SETTINGS} is missing, so the run's settings cannot be "
+                          f"checked")
+    saved = json.loads(saved_file.read_text())
+    diff = [f"{k}: checkpoint {saved.get(k)!r} vs now {settings.get(k)!r}"
+            for k in sorted(set(saved) | set(settings)) if saved.get(k) != settings.get(k)]
+    if diff:
+        hint = (" A longer run is a new cosine cycle: --init-from <the export> --max-steps N into a new --output-dir."
+                if any(d.startswith("max_steps") for d in diff) else
+                " Use a new --output-dir for a different run.")
+        raise ConfigError(f"cannot resume from {checkpoint}: the run's settings differ: " + "; ".join(diff) + "." + hint)
     return json.loads((checkpoint / "trainer_state.json").read_text())["step"]

@@ -25,6 +25,7 @@ from .args import parse_args, run_settings
 from .callbacks import MetricsLog, checkpoint_ranking, save_sample_grid
 from .checkpoint import check_finite, check_settings, find_resume, save_checkpoint
 from .export import export_run
+from .state import read_state
 
 
 class BatchOrder:
@@ -66,7 +67,7 @@ def _build_optimizer(net, objective, args, accelerator):
     except (ValueError, AssertionError, TypeError) as err:
         raise ZooError(f"recipe.optimizer {spec}: {err}") from None
     scheduler = CosineLRScheduler(optimizer, t_initial=args.max_steps, lr_min=args.entry_spec.recipe.lr_min,
-                                  t_in_epochs=False)
+                                  warmup_t=args.lr_warmup, warmup_lr_init=args.lr / 100, t_in_epochs=False)
     return optimizer, scheduler
 
 
@@ -162,12 +163,7 @@ def _prepare(accelerator, args):
     objective = objective.to(accelerator.device) if _own_parameters(objective) else objective
     optimizer, scheduler = _build_optimizer(net, objective, args, accelerator)
     net, optimizer = accelerator.prepare(net, optimizer)
-    accelerator.register_for_checkpointing(scheduler)
-    accelerator.register_for_checkpointing(objective)
-    ema = None
-    if args.ema > 0:
-        ema = ModelEmaV3(accelerator.unwrap_model(net), decay=args.ema)
-        accelerator.register_for_checkpointing(ema)
+    ema = ModelEmaV3(accelerator.unwrap_model(net), decay=args.ema) if args.ema > 0 else None
     return data, labels, net, optimizer, scheduler, objective, ema, memory_format
 
 
@@ -199,8 +195,11 @@ def train(args) -> Path:
         return out / "export"
 
     data, labels, net, optimizer, scheduler, objective, ema, memory_format = _prepare(accelerator, args)
+    # the checkpointed state (zoo.training.state: safetensors + JSON, never unpickled)
+    parts = {"model": accelerator.unwrap_model(net), "ema": ema, "optimizer": optimizer, "scheduler": scheduler,
+             "objective": objective, "scaler": accelerator.scaler}
     if resume_from:
-        accelerator.load_state(str(resume_from))
+        read_state(resume_from, parts, accelerator.device)
         accelerator.print(f"resumed from {resume_from} at step {step}")
     if accelerator.is_main_process:
         out.mkdir(parents=True, exist_ok=True)
@@ -237,7 +236,7 @@ def train(args) -> Path:
         if checkpoint_now:
             if ema is not None:
                 check_finite(ema.module, step)
-            save_checkpoint(accelerator, ckpt_dir, step, args.keep_checkpoints, settings)
+            save_checkpoint(accelerator, ckpt_dir, step, args.keep_checkpoints, settings, parts)
             if accelerator.is_main_process and grid_n > 0 and len(entry.model.input_shape) == 3:
                 grid_net = ema.module if ema is not None else accelerator.unwrap_model(net)
                 grid_model = EnergyModel(entry.config_json(), grid_net, entry.sampler_config_json())

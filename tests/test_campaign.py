@@ -1,0 +1,205 @@
+"""The weights campaign (zoo.campaign) in a sandbox: its own entries folder, mirror, cards folder and state folder, a
+tiny noise-conditional entry and synthetic MNIST-shaped data (train + test)."""
+import functools
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+import zoo
+from conftest import REPO_ROOT
+from zoo import campaign
+
+# the real ncebm-mnist entry at a tiny size (a test's own overrides, as a campaign run's ``overrides``)
+TINY = ["model.architecture.channels=4", "model.architecture.channel_mult=[1, 2]", "recipe.batch_size=8",
+        "sampler.default={name: pf_ode, steps: 3, sigma_min: 0.01, sigma_max: 5.0}"]
+
+
+def tiny_run(max_steps: int = 6, **kwargs) -> dict:
+    return {"name": "tiny", "entry": "ncebm-mnist", "target_steps": max_steps, "slice_minutes": 5,
+            "checkpoint_every": 2, "warmup_steps": 2, "eval": {"n": 16, "seed": 0},
+            "overrides": TINY + [f"recipe.max_steps={max_steps}"], **kwargs}
+
+
+def _write_split(folder: Path, split: str, n: int) -> None:
+    import datasets
+    import numpy as np
+    from PIL import Image
+
+    images = []
+    for i in range(n):
+        a = np.zeros((28, 28), np.uint8)
+        a[4 + 5 * (i % 4): 8 + 5 * (i % 4), 6:22] = 255
+        images.append(Image.fromarray(a, mode="L"))
+    ds = datasets.Dataset.from_dict({"image": images, "label": [i % 4 for i in range(n)]},
+                                    features=datasets.Features({"image": datasets.Image(),
+                                                                "label": datasets.Value("int64")}))
+    ds.to_parquet(str(folder / f"{split}-00000-of-00001.parquet"))
+
+
+@pytest.fixture
+def sandbox(tmp_path, monkeypatch):
+    """Entries (a copy of the real ones), mirror (the real classifier-mnist only), cards, state and data folders under
+    tmp_path; returns (campaign spec of one tiny run, paths)."""
+    from zoo import cards, hub, registry, results
+
+    entries = tmp_path / "entries"
+    shutil.copytree(REPO_ROOT / "zoo" / "entries", entries)
+    monkeypatch.setattr(registry, "_all", functools.lru_cache(maxsize=1)(lambda: registry.load_entries(entries)))
+    mirror = tmp_path / "mirror"
+    (mirror / "ebm-zoo").mkdir(parents=True)
+    (mirror / "ebm-zoo" / "classifier-mnist").symlink_to(REPO_ROOT / "hub_mirror" / "ebm-zoo" / "classifier-mnist")
+    monkeypatch.setattr(hub, "BUNDLED_MIRROR", mirror)
+    notes = tmp_path / "cards"
+    notes.mkdir()
+    for module, name in ((campaign, "LEDGER_DIR"), (results, "RESULTS_DIR"), (cards, "NOTES_DIR")):
+        monkeypatch.setattr(module, name, notes)
+    monkeypatch.setenv("ZOO_CAMPAIGN_DIR", str(tmp_path / "state"))
+    monkeypatch.setenv("ZOO_DATA_CACHE", str(tmp_path / "data-cache"))
+    data = tmp_path / "data"
+    (data / "ylecun" / "mnist" / "mnist").mkdir(parents=True)
+    for split, n in (("train", 64), ("test", 32)):
+        _write_split(data / "ylecun" / "mnist" / "mnist", split, n)
+    spec = campaign.CampaignSpec(runs=[tiny_run()], size_budget_mib=1000, data_dir=str(data), eval_reserve_minutes=0.1)
+    spec.validate("test")
+    yield spec, {"entries": entries, "mirror": mirror, "cards": notes, "state": tmp_path / "state", "data": data}
+    registry._all.cache_clear()
+
+
+def _losses(run_dir: Path) -> dict[int, float]:
+    records = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    return {r["step"]: r["loss"] for r in records}
+
+
+def test_two_slices_continue_one_run_exactly_and_publish_the_better_weights(sandbox):
+    spec, paths = sandbox
+    (run,) = spec.runs
+    first = campaign.run_slice(run, spec, 0)  # a deadline at once: one step, checkpoint, export, eval
+    assert first["start"] == "scratch" and first["steps_to"] == 1 and first["published"]
+    second = campaign.run_slice(run, spec, 600)  # resumes and runs to the recipe's 6 steps
+    assert second["start"] == "resume" and (second["steps_from"], second["steps_to"]) == (1, 6)
+    # the same losses and weights as one uninterrupted recipe run
+    straight = campaign.recipe_argv(run, spec, campaign.LocalState(paths["state"] / "straight"), [], 600, None)
+    zoo_export = __import__("zoo.training", fromlist=["main"]).main("ncebm", straight)
+    resumed_dir = paths["state"] / "tiny" / "run"
+    resumed, uninterrupted = _losses(resumed_dir), _losses(paths["state"] / "straight" / "run")
+    assert sorted(uninterrupted) == [2, 4, 6] and {k: resumed[k] for k in uninterrupted} == uninterrupted
+    from safetensors.torch import load_file
+
+    a, b = load_file(str(zoo_export / "model.safetensors")), load_file(str(resumed_dir / "export" / "model.safetensors"))
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    # the ledger, the sha pins, the eval JSON and the card; the bundled weights load by name
+    ledger = campaign.read_ledger("ncebm-mnist")
+    assert [s["steps_to"] for s in ledger["slices"]] == [1, 6]
+    published = ledger["published"]
+    assert published["steps"] == (6 if second["published"] else 1)
+    m = zoo.load("ncebm-mnist")
+    assert m.net.unet.inp.weight.dtype == torch.float32 and m.sample(2, seed=0).shape == (2, 1, 32, 32)
+    card = (paths["mirror"] / "ebm-zoo" / "ncebm-mnist" / "README.md").read_text()
+    assert "## Campaign history" in card and "| cpu | scratch | 0 -> 1 |" in card
+    assert ("| cpu | resume | 1 -> 6 |" in card) == second["published"]  # the card is rewritten only on a publish
+    assert json.loads((paths["cards"] / "ncebm-mnist.eval.json").read_text())["command"].startswith("zoo eval ncebm-mnist")
+    rows = campaign.status_rows(spec)
+    assert rows[0]["steps"] == 6 and rows[0]["last_fid"] == second["fid"]
+    assert "every run is at its target" in campaign.format_status(rows)
+
+
+def test_a_fresh_machine_warm_starts_from_the_mirror_and_a_worse_eval_publishes_nothing(sandbox):
+    spec, paths = sandbox
+    (run,) = spec.runs
+    campaign.run_slice(run, spec, 0)
+    shutil.rmtree(paths["state"])  # a new machine: only the committed mirror and ledger remain
+    weights = paths["mirror"] / "ebm-zoo" / "ncebm-mnist" / "model.safetensors"
+    before = weights.read_bytes()
+    ledger = campaign.read_ledger("ncebm-mnist")
+    ledger["published"]["fid"] = 0.0  # nothing can beat it
+    campaign.write_ledger("ncebm-mnist", ledger)
+    start, argv, steps_before = campaign.start_of(run, campaign.LocalState(paths["state"] / "tiny"), ledger)
+    assert start == "warm start" and argv[:2] == ["--init-from", str(weights.parent)] and steps_before == 1
+    record = campaign.run_slice(run, spec, 0)
+    assert record["start"] == "warm start" and record["steps_from"] == 1 and not record["published"]
+    assert weights.read_bytes() == before
+    assert campaign.read_ledger("ncebm-mnist")["published"]["fid"] == 0.0
+
+
+def test_the_size_budget_refuses_an_oversized_publish(sandbox):
+    spec, paths = sandbox
+    spec.size_budget_mib = 1  # the repository's tracked tree alone is larger
+    with pytest.raises(campaign.BudgetError, match="over the campaign's size budget of 1 MiB"):
+        campaign.run_slice(spec.runs[0], spec, 0)
+    assert not (paths["mirror"] / "ebm-zoo" / "ncebm-mnist").exists()
+    assert (paths["entries"] / "ncebm-mnist.yaml").read_text() == (REPO_ROOT / "zoo/entries/ncebm-mnist.yaml").read_text()
+    assert campaign.read_ledger("ncebm-mnist")["published"] is None
+
+
+def test_the_deadline_is_kept_with_the_export_and_eval_done(sandbox):
+    spec, paths = sandbox
+    spec.runs = [campaign.build(campaign.RunSpec, tiny_run(10**6), "test")]
+    start = time.time()
+    records = campaign.run_campaign(spec, 25)
+    assert len(records) == 1 and records[0]["steps_to"] > 1 and time.time() - start < 25 + 15
+    assert (paths["state"] / "tiny" / "run" / "export" / "model.safetensors").is_file()
+
+
+def test_kill_9_mid_slice_resumes_from_the_last_checkpoint(sandbox, tmp_path):
+    spec, paths = sandbox
+    spec.runs = [campaign.build(campaign.RunSpec, tiny_run(100_000), "test")]
+    campaign.run_slice(spec.runs[0], spec, 0)  # local state at step 1 (in the sandbox)
+    campaign_file = tmp_path / "campaign.yaml"
+    campaign_file.write_text(yaml.safe_dump({"state_dir": str(paths["state"]), "data_dir": str(paths["data"]),
+                                             "runs": [tiny_run(100_000)]}))
+    # another process resumes it and is killed mid-slice, after two more checkpoints
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "zoo.cli", "campaign", "--file", str(campaign_file), "run",
+                             "--until", "10m"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    local = campaign.LocalState(paths["state"] / "tiny")
+    deadline = time.time() + 240
+    while time.time() < deadline and local.step() < 4 and proc.poll() is None:
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    killed_at = local.step()
+    assert killed_at >= 4, proc.stderr.read().decode()[-2000:]
+    record = campaign.run_slice(spec.runs[0], spec, 0)
+    assert record["start"] == "resume" and record["steps_from"] == killed_at and record["steps_to"] == killed_at + 1
+
+
+def test_the_gpu_transfer_stays_within_the_limits_and_unpacks_into_a_resumable_state(sandbox, tmp_path):
+    spec, paths = sandbox
+    (run,) = spec.runs
+    campaign.run_slice(run, spec, 0)
+    files = campaign.pack_states(spec, tmp_path / "out")
+    assert len(files) <= campaign.TRANSFER_MAX_FILES
+    assert all(f.stat().st_size <= campaign.TRANSFER_MAX_BYTES for f in files)
+    shutil.rmtree(paths["state"])  # the machine that continues has none of it
+    assert campaign.unpack_states(spec, tmp_path / "out") == ["tiny"]
+    record = campaign.run_slice(run, spec, 0)
+    assert record["start"] == "resume" and record["steps_from"] == 1
+    many = [tmp_path / f"f{i}" for i in range(campaign.TRANSFER_MAX_FILES + 1)]
+    for f in many:
+        f.write_bytes(b"x")
+    with pytest.raises(zoo.ZooError, match="at most 8"):
+        campaign.check_transfer(many)
+
+
+def test_campaign_file_and_durations_are_validated(tmp_path):
+    assert campaign.parse_duration("1h30m") == 5400 and campaign.parse_duration("90s") == 90
+    for bad in ("", "soon", "10 minutes"):
+        with pytest.raises(zoo.ConfigError, match="--until"):
+            campaign.parse_duration(bad)
+    path = tmp_path / "c.yaml"
+    path.write_text("runs: [{name: a, entry: ncebm-mnist, slice_minutes: 0}]\n")
+    with pytest.raises(zoo.ConfigError, match="slice_minutes"):
+        campaign.load_campaign(path)
+    path.write_text("runs: [{name: a, entry: x}, {name: a, entry: y}]\n")
+    with pytest.raises(zoo.ConfigError, match="unique"):
+        campaign.load_campaign(path)
+    assert [r.name for r in campaign.load_campaign().runs][0] == "ncebm-mnist"  # the repository's own file parses
