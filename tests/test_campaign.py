@@ -183,6 +183,12 @@ def test_the_gpu_transfer_stays_within_the_limits_and_unpacks_into_a_resumable_s
     assert campaign.unpack_states(spec, tmp_path / "out") == ["tiny"]
     record = campaign.run_slice(run, spec, 0)
     assert record["start"] == "resume" and record["steps_from"] == 1
+    # the data travels as the decoded cache: a machine with only that folder loads the split without the parquet
+    data_files = campaign.pack_data(spec, tmp_path / "carry")
+    assert sorted(f.name for f in data_files) == ["test-c1-r0.npz", "train-c1-r0.npz"]
+    os.environ["ZOO_DATA_CACHE"] = str(tmp_path / "carry")  # restored by the sandbox's monkeypatch
+    x = zoo.data.load_tensor(zoo.get_entry("ncebm-mnist"), "test", data_dir=tmp_path / "nothing-here")
+    assert x.shape == (32, 1, 32, 32)
     many = [tmp_path / f"f{i}" for i in range(campaign.TRANSFER_MAX_FILES + 1)]
     for f in many:
         f.write_bytes(b"x")

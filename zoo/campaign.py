@@ -462,6 +462,28 @@ def check_transfer(files: list[Path]) -> None:
                        f"{TRANSFER_MAX_BYTES >> 20} MiB: {too_big or 'none'}; pack fewer runs (--only)")
 
 
+def pack_data(spec: CampaignSpec, out: Path, data_dir: str | None = None, only: list[str] | None = None) -> list[Path]:
+    """The runs' datasets as the zoo's decoded-array cache (``$ZOO_DATA_CACHE`` layout: compressed uint8 npz, read
+    without ``datasets`` and without unpickling) copied into ``out``: the compact form in which data travels to a GPU
+    machine (MNIST's train + test: about 12 MB, against 19 MB of parquet)."""
+    from .data import _cache_file, cache_root, load_tensor
+    from .registry import get_entry
+
+    files = []
+    for run in spec.runs:
+        if only and run.name not in only:
+            continue
+        entry = get_entry(run.entry)
+        for split in ("train", "test"):
+            load_tensor(entry, split, data_dir or str((REPO_ROOT / spec.data_dir).resolve()), labels=True)
+            source = _cache_file(entry.data, split, entry.model.input_shape[0])
+            target = out / source.relative_to(cache_root())
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(source, target)
+            files.append(target)
+    return files
+
+
 def unpack_states(spec: CampaignSpec, folder: Path) -> list[str]:
     """The inverse of ``pack_states`` on the machine that continues: each run's checkpoint into its state folder
     (unless the local one is further along) and its ledger into the repository."""

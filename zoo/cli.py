@@ -205,6 +205,9 @@ def cmd_campaign(args) -> None:
         if args.pack:
             print("packed: " + ", ".join(str(p) for p in campaign.pack_states(spec, Path(args.pack), args.only)))
         print(f"{len(records)} slice(s); " + campaign.format_status(campaign.status_rows(spec)))
+    elif args.action == "pack-data":
+        files = campaign.pack_data(spec, Path(args.folder), args.data_dir, args.only)
+        print(f"packed {sum(f.stat().st_size for f in files) / 2**20:.1f} MiB: " + ", ".join(str(f) for f in files))
     elif args.action == "pack":
         print("packed: " + ", ".join(str(p) for p in campaign.pack_states(spec, Path(args.folder), args.only)))
     else:
@@ -311,7 +314,7 @@ def build_parser() -> argparse.ArgumentParser:
                        epilog="examples: zoo campaign status; zoo campaign run --until 150m; "
                               "zoo campaign run --device cuda --until 8m --pack $OUT")
     s.add_argument("--file", default=None, help="campaign file (default: campaign.yaml at the repository root)")
-    csub = s.add_subparsers(dest="action", required=True)
+    csub = s.add_subparsers(dest="action", required=True, metavar="{status,run,pack,pack-data,unpack}")
     c = csub.add_parser("status", help="steps, CPU/GPU hours, quality and state of each run; what runs next")
     c = csub.add_parser("run", help="train the runs round robin until the deadline (slices end with export + eval)")
     c.add_argument("--until", required=True, help="how long to run, e.g. 150m, 2h, 1h30m")
@@ -323,6 +326,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="afterwards, pack each run's state into FOLDER (a GPU machine's $OUT)")
     c = csub.add_parser("pack", help="each run's latest state as one file per run (for a transfer)")
     c.add_argument("folder")
+    c.add_argument("--only", nargs="+", default=None, metavar="RUN")
+    c = csub.add_parser("pack-data", help="the runs' datasets as the zoo's decoded cache (set $ZOO_DATA_CACHE to it)")
+    c.add_argument("folder")
+    c.add_argument("--data-dir", default=None, help="dataset mirror (default: campaign.yaml's data_dir)")
     c.add_argument("--only", nargs="+", default=None, metavar="RUN")
     c = csub.add_parser("unpack", help="take packed states (from a GPU machine) into the local state folder")
     c.add_argument("folder")

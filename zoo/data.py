@@ -21,10 +21,13 @@ DATA_ENV = "ZOO_DATA_DIR"
 CACHE_ENV = "ZOO_DATA_CACHE"  # decoded-array cache; default ~/.cache/ebm-zoo/data
 
 
+def cache_root() -> Path:
+    return Path(os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "ebm-zoo" / "data")
+
+
 def _cache_file(data, split: str, channels: int) -> Path:
-    root = Path(os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "ebm-zoo" / "data")
     tag = f"{split}-c{channels}-r{data.resize or 0}"
-    return root / data.hub_id / (data.config or "default") / f"{tag}.npz"
+    return cache_root() / data.hub_id / (data.config or "default") / f"{tag}.npz"
 
 
 def make_toy(name: str, n: int, seed: int, noise: float = 0.02) -> torch.Tensor:
