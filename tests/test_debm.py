@@ -178,3 +178,19 @@ def test_ood_cli_prints_aurocs(tmp_path, synthetic_mnist, capsys):
     assert cli(["ood", str(export), "--data-dir", str(synthetic_mnist), "-n", "16", "--ood", "noise:uniform", "interp"]) == 0
     out = capsys.readouterr().out
     assert "| noise:uniform | " in out and "| interp | " in out
+
+
+def test_the_decoder_loss_updates_only_the_decoder_and_the_contrastive_phase_updates_the_dae():
+    """Algorithm 1 line 5 updates the decoder gamma alone with ||h(f(x~, sigma)) - x||^2; phi learns from the DAE loss
+    and from U_c in the contrastive phase."""
+    torch.manual_seed(0)
+    net = DenoisingEBM([1, 8, 8], width=8, latent_dim=4)
+    x, sigma, g = torch.rand(4, 1, 8, 8) * 2 - 1, torch.full((4,), 0.3), torch.Generator().manual_seed(0)
+    _, decoder_loss = net.reconstruction_terms(x, sigma, g)
+    decoder_loss.backward()
+    assert all(p.grad is None or not p.grad.any() for p in net.dae.parameters())
+    assert any(p.grad is not None and p.grad.any() for p in net.decoder.parameters())
+    net.zero_grad(set_to_none=True)
+    energies = net(x, loss="contrastive", sigma=sigma, generator=g, z_neg=torch.randn(4, 4), x_neg=torch.rand_like(x))
+    (energies["U_c"][0].mean() - energies["U_c"][1].mean()).backward()
+    assert any(p.grad is not None and p.grad.any() for p in net.dae.parameters())

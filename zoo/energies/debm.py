@@ -151,12 +151,16 @@ class DenoisingEBM(nn.Module):
         return self.reconstruct(x_noisy, sigma)
 
     # ---------------------------------------------------------------- training losses (through forward, for DDP)
-    def reconstruction_loss(self, x, sigma, generator):
-        """Algorithm 1 lines 3-5: the DAE loss ||r(x̃, σ) - x||² and the decoder loss ||h(f(x̃, σ)) - x||² (eq. 13)."""
+    def reconstruction_terms(self, x, sigma, generator) -> tuple[torch.Tensor, torch.Tensor]:
+        """Algorithm 1 lines 3-5: the DAE loss ||r(x̃, σ) - x||² (updates φ) and the decoder loss ||h(f(x̃, σ)) - x||²
+        (eq. 13; updates only γ: the code f(x̃, σ) is detached, as line 5 updates the decoder alone)."""
         x_noisy = x + sigma.view(-1, 1, 1, 1) * torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
         dae = _sq(self.dae(x_noisy, sigma) - x).mean()
-        z = self.dae.encode(x_noisy, sigma)[0]
-        dec = _sq(self.decoder(z) - x).mean()
+        z = self.dae.encode(x_noisy, sigma)[0].detach()
+        return dae, _sq(self.decoder(z) - x).mean()
+
+    def reconstruction_loss(self, x, sigma, generator):
+        dae, dec = self.reconstruction_terms(x, sigma, generator)
         return dae + dec, {"dae": dae.detach(), "decoder": dec.detach()}
 
     def contrastive_energies(self, x, sigma, generator, z_neg, x_neg) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
