@@ -12,6 +12,7 @@ from zoo.evaluation import AISSettings, GaussianReference, ais_log_z, bits_per_d
 from zoo.evaluation.quality import ClassifierFeatures, sample_quality
 from zoo.evaluation.ranking import energy_ranking
 from zoo.evaluation.restoration import denoising, make_mask, masked_psnr
+from conftest import tiny_config, tiny_model
 from zoo.training import main
 
 D = 8
@@ -164,3 +165,73 @@ def test_card_presets_section_places_each_preset_on_the_measured_front():
     assert rows[0].endswith("| `fast` |") and rows[1].endswith("|  |")  # sorted by cFID at equal cost; only fast matches
     assert "cFID 3, cIS 9" in text and "m_front.png" in text
     assert "(2700 steps) would take about 22 minutes" in text  # 2700 steps x 0.5 s = 22.5 min
+
+
+def test_mdsm_is_measured_by_its_own_rules_sigma0_jump_and_sigma0_noised_ood(synthetic_mnist):
+    """MDSM models the sigma0-smoothed density only: zoo eval's denoising uses the sigma0 jump at every noise level
+    (equal to denoise() with its default sigma0), and OOD scores x + sigma0 n; other families keep the true sigma and
+    clean images."""
+    from zoo.evaluation import EvalSettings, evaluate
+    from zoo.evaluation.ood import ood_table
+
+    folder = synthetic_mnist / "ylecun" / "mnist" / "mnist"
+    (folder / "test-00000-of-00001.parquet").write_bytes((folder / "train-00000-of-00001.parquet").read_bytes())
+    entry = zoo.get_entry("mdsm-mnist")
+    model = zoo.load("mdsm-mnist", pretrained=False)
+    model.net = zoo.EnergyModel(tiny_config(width=4, shape=(1, 32, 32)), sampler_config=None).net
+    res = evaluate(model, entry, EvalSettings(metrics=("denoising",), n_test=8, data_dir=str(synthetic_mnist)))
+    assert res["denoising"]["jump_sigma"] == 0.1
+    x = zoo.data.load_tensor(entry, "test", str(synthetic_mnist), limit=8)
+    g = torch.Generator().manual_seed(0)
+    expected = denoising(model, x, [0.3], g, jump_sigma=0.1)["0.3"]
+    noisy = x + 0.3 * torch.randn(x.shape, generator=torch.Generator().manual_seed(0))
+    from zoo.metrics import psnr
+
+    assert expected["psnr"] == pytest.approx(psnr(model.denoise(noisy), x, (0.0, 1.0)), abs=1e-4)
+    assert res["denoising"]["results"]["0.3"]["psnr"] != denoising(model, x, [0.3], torch.Generator().manual_seed(0))[
+        "0.3"]["psnr"]  # the true-sigma jump gives another number
+
+    seen = []
+
+    class Spy(torch.nn.Module):
+        def forward(self, x):
+            seen.append(x.clone())
+            return x.flatten(1).sum(1)
+
+    spy = zoo.EnergyModel(entry.config_json(), Spy())
+    table = ood_table(spy, entry, ["noise:uniform"], n=8, data_dir=str(synthetic_mnist))
+    assert table["scoring_sigma"] == 0.1
+    residual = seen[0] - x
+    assert 0.07 < residual.std().item() < 0.13  # the in-distribution images were scored with sigma0 noise added
+    seen.clear()
+    deen = zoo.get_entry("deen-mnist")
+    assert ood_table(zoo.EnergyModel(deen.config_json(), Spy()), deen, ["noise:uniform"], n=8,
+                     data_dir=str(synthetic_mnist))["scoring_sigma"] == 0.0
+    assert torch.equal(seen[0], zoo.data.load_tensor(deen, "test", str(synthetic_mnist), limit=8))
+
+
+def test_a_partial_or_foreign_evaluation_never_overwrites_published_results(tmp_path, monkeypatch, capsys):
+    from zoo import results
+    from zoo.cards import measured_section
+    from zoo.cli import main as cli
+    from zoo.evaluation import write_results
+
+    monkeypatch.setattr(results, "RESULTS_DIR", tmp_path)
+    model = tiny_model()
+    write_results("x", {"quality": {"a": 1}, "denoising": {"b": 2}}, "zoo eval x", model)
+    write_results("x", {"denoising": {"b": 3}}, "zoo eval x --metrics denoising", model)
+    payload = json.loads((tmp_path / "x.eval.json").read_text())
+    assert payload["results"] == {"quality": {"a": 1}, "denoising": {"b": 3}}
+    assert payload["provenance"]["quality"]["command"] == "zoo eval x"
+    assert payload["provenance"]["denoising"]["command"] == "zoo eval x --metrics denoising"
+    text = measured_section({**payload, "results": {}})
+    assert "zoo eval x\n" in text and "zoo eval x --metrics denoising" in text
+    # a folder naming a bundled entry needs --output-json; a missing output folder fails before any work
+    folder = tmp_path / "copy"
+    tiny_model().save_pretrained(folder)
+    cfg = json.loads((folder / "config.json").read_text())
+    (folder / "config.json").write_text(json.dumps({**cfg, "entry": "mdsm-mnist"}))
+    assert cli(["eval", str(folder), "--metrics", "ranking"]) == 2
+    assert "must not replace the published results of mdsm-mnist" in capsys.readouterr().err
+    assert cli(["eval", "mdsm-mnist", "--output-json", str(tmp_path / "missing" / "x.json")]) == 2
+    assert "does not exist" in capsys.readouterr().err

@@ -82,9 +82,14 @@ def _eval_results(results: dict, entry) -> list[EvalResult]:
 def measured_section(payload: dict, entry=None) -> str:
     """The card's "Measured" section from a ``zoo eval`` results JSON: every number beside its ceiling or baseline,
     the exact command and the hardware."""
-    r, env = payload["results"], payload["environment"]
-    parts = ["## Measured by `zoo eval`", "", f"{env['date']}, {env['hardware']}, torch {env['torch']}:", "",
-             "```bash", payload["command"], "```", ""]
+    r = payload["results"]
+    runs: dict = {}  # command -> (environment, metric groups it measured), in the order first seen
+    for metric, prov in (payload.get("provenance") or {k: payload for k in r}).items():
+        runs.setdefault(prov["command"], (prov["environment"], []))[1].append(metric)
+    parts = ["## Measured by `zoo eval`", ""]
+    for command, (env, metrics) in runs.items():
+        parts += [f"{env['date']}, {env['hardware']}, torch {env['torch']} ({', '.join(metrics)}):", "",
+                  "```bash", command, "```", ""]
     if "sampling" in r:
         s = r["sampling"]
         parts += [f"Samples: {s['n']} with the `{s['preset']}` sampler, {s['seconds']} s on {s['device']}.", ""]
@@ -125,7 +130,8 @@ def measured_section(payload: dict, entry=None) -> str:
                       "upper bound only when started from exact model samples, and test images are evidently not "
                       "(the model puts mass where the test images are not). More distributions narrow both.", ""]
     if "denoising" in r:
-        parts += [f"**Denoising** (`denoise()`, {r['denoising']['n']} test images):", "",
+        jump = r["denoising"].get("jump_sigma", "the noise sigma")
+        parts += [f"**Denoising** (`denoise()` with the jump at {jump}, {r['denoising']['n']} test images):", "",
                   "| noise sigma | PSNR noisy input (dB) | PSNR denoised (dB) | SSIM denoised |", "|---|---|---|---|"]
         parts += [f"| {s} | {_f(v['psnr_noisy'])} | {_f(v['psnr'])} | {_f(v['ssim'], 3)} |"
                   for s, v in r["denoising"]["results"].items()]
@@ -137,7 +143,8 @@ def measured_section(payload: dict, entry=None) -> str:
         parts += [f"| {k} | {_f(v)} |" for k, v in ip["psnr_filled"].items()]
         parts.append("")
     if "ood" in r:
-        parts += [f"**OOD detection** (AUROC of -E(x), {r['ood']['n_in']} {r['ood']['split']} images "
+        scored = f"-E(x + {r['ood']['scoring_sigma']:g} n)" if r["ood"].get("scoring_sigma") else "-E(x)"
+        parts += [f"**OOD detection** (AUROC of {scored}, {r['ood']['n_in']} {r['ood']['split']} images "
                   f"in-distribution; 0.5 = chance):", "", "| OOD source | AUROC |", "|---|---|"]
         parts += [f"| {k} | {_f(v)} |" for k, v in r["ood"]["auroc"].items()]
         parts.append("")

@@ -173,8 +173,16 @@ def cmd_eval(args, argv: list[str]) -> None:
     from zoo.hub import BUNDLED_MIRROR
     from zoo.registry import get_entry
 
+    from zoo.errors import InputError
+
+    if args.output_json is not None and not Path(args.output_json).resolve().parent.is_dir():
+        raise InputError(f"--output-json {args.output_json}: the folder {Path(args.output_json).resolve().parent} "
+                         f"does not exist")
     model = _load_model(args).eval()
     entry = get_entry(model.config.get("entry", args.name))
+    if args.name != entry.name and args.output_json is None:
+        raise InputError(f"{args.name} is not the bundled {entry.name}: its numbers must not replace the published "
+                         f"results of {entry.name}; pass --output-json FILE")
     settings = EvalSettings(
         metrics=tuple(args.metrics or ()), num_samples=args.num_samples, n_test=args.n_test, preset=args.preset,
         sample_batch=args.batch_size, seed=args.seed, data_dir=args.data_dir,

@@ -31,13 +31,25 @@ def ood_inputs(source: str, model, in_test: torch.Tensor, data_dir=None, seed: i
     return to_shape(x, other.model.data_range, model.input_shape, model.data_range)
 
 
+def scoring_sigma(entry) -> float:
+    """The noise added before an image is scored: sigma0 for an energy of the sigma0-smoothed density alone (MDSM scores
+    x + sigma0 n, as its paper does), else 0."""
+    return float(entry.model.sigma0) if entry.family == "mdsm" else 0.0
+
+
 def ood_table(model, entry, sources, n: int = 1000, data_dir=None, seed: int = 0) -> dict:
-    """{"split", "n_in", "auroc": {source: AUROC}} for the entry's test split against each source."""
+    """{"split", "n_in", "scoring_sigma", "auroc": {source: AUROC}} for the entry's test split against each source;
+    every image is scored at x + scoring_sigma(entry) n (seeded)."""
     split = "test" if "test" in entry.data.splits else "train"
     in_test = load_tensor(entry, split, data_dir, limit=n)
     if len(in_test) < 2:
         raise InputError(f"the {split!r} split of {entry.name} has fewer than 2 images")
-    x_in = in_test.to(model.device, model.dtype)
-    aurocs = {s: ood_auroc(model.energy, x_in, ood_inputs(s, model, in_test, data_dir, seed).to(model.device, model.dtype))
-              for s in sources}
-    return {"split": split, "n_in": len(in_test), "auroc": aurocs}
+    sigma = scoring_sigma(entry)
+
+    def scored(x: torch.Tensor) -> torch.Tensor:
+        noise = torch.randn(x.shape, generator=torch.Generator().manual_seed(seed + 7), dtype=x.dtype)
+        return (x + sigma * noise).to(model.device, model.dtype)
+
+    x_in = scored(in_test)
+    aurocs = {s: ood_auroc(model.energy, x_in, scored(ood_inputs(s, model, in_test, data_dir, seed))) for s in sources}
+    return {"split": split, "n_in": len(in_test), "scoring_sigma": sigma, "auroc": aurocs}

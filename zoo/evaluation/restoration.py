@@ -47,15 +47,18 @@ def masked_psnr(preds: torch.Tensor, target: torch.Tensor, mask: torch.Tensor, d
     return float((10 * torch.log10((hi - lo) ** 2 / mse.clamp_min(1e-12))).mean())
 
 
-def denoising(model, x: torch.Tensor, sigmas, generator: torch.Generator | None = None) -> dict[str, dict]:
-    """{sigma: {psnr, ssim, psnr_noisy}} of the model's single-step denoiser on clean images ``x``."""
+def denoising(model, x: torch.Tensor, sigmas, generator: torch.Generator | None = None,
+              jump_sigma: float | None = None) -> dict[str, dict]:
+    """{sigma: {psnr, ssim, psnr_noisy}} of the model's single-step denoiser on clean images ``x`` noised at each
+    sigma. The jump uses the true sigma, or ``jump_sigma`` at every level: an energy of the sigma0-smoothed density
+    alone (MDSM) denoises with its own jump x - sigma0^2 grad E (eq. 9), as ``zoo denoise`` does."""
     from torchmetrics.functional.image import structural_similarity_index_measure as ssim
 
     lo, hi = model.data_range
     out = {}
     for sigma in sigmas:
         noisy = x + float(sigma) * torch.randn(x.shape, generator=generator, dtype=x.dtype)
-        clean = model.denoise(noisy.clamp(*model._bounds()), float(sigma)).cpu().float()
+        clean = model.denoise(noisy.clamp(*model._bounds()), jump_sigma or float(sigma)).cpu().float()
         out[f"{float(sigma):g}"] = {
             "psnr": psnr(clean, x, (lo, hi)), "psnr_noisy": psnr(noisy, x, (lo, hi)),
             "ssim": float(ssim(clean.clamp(lo, hi), x, data_range=hi - lo))}

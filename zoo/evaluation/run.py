@@ -171,7 +171,9 @@ def evaluate(model, entry, settings: EvalSettings, log=print) -> dict:
 
         log("[eval] denoising PSNR / SSIM")
         sigmas = sorted({model.sigma0, *(s * (hi - lo) for s in settings.sigmas)})
-        out["denoising"] = {"n": len(test), "results": denoising(model, test.to(model.dtype), sigmas, g)}
+        jump = model.sigma0 if entry.family == "mdsm" else None  # MDSM models the sigma0-smoothed density only
+        out["denoising"] = {"n": len(test), "jump_sigma": jump or "the noise sigma",
+                            "results": denoising(model, test.to(model.dtype), sigmas, g, jump_sigma=jump)}
     if "inpainting" in wanted:
         from .restoration import MASKS, inpainting
 
@@ -211,8 +213,17 @@ def environment(model) -> dict:
 
 
 def write_results(name: str, results: dict, command: str, model, path: Path | None = None) -> Path:
-    """The results JSON (atomically): the command, the environment and every measured number."""
+    """The results JSON (atomically): the command, the environment and every measured number. The published file
+    (``path`` None: ``model_cards/<entry>.eval.json``) is merged by metric group: a partial evaluation replaces only
+    the groups it measured, and ``provenance`` says which command and environment measured each group."""
+    env = environment(model)
+    published = path is None
     path = Path(path) if path else results_path(name)
-    payload = {"entry": name, "command": command, "environment": environment(model), "results": results}
+    old = json.loads(path.read_text()) if published and path.is_file() else {"results": {}}
+    provenance = old.get("provenance") or {k: {"command": old["command"], "environment": old["environment"]}
+                                            for k in old["results"]}
+    provenance.update({k: {"command": command, "environment": env} for k in results})
+    payload = {"entry": name, "command": command, "environment": env, "results": {**old["results"], **results},
+               "provenance": provenance}
     write_atomic(path, lambda tmp: Path(tmp).write_text(json.dumps(payload, indent=1, sort_keys=False) + "\n"))
     return path
