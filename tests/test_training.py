@@ -268,3 +268,16 @@ def test_a_diverging_sample_grid_is_reported_not_fatal(tmp_path, capsys):
     assert "no sample grid g.png" in capsys.readouterr().out and not (tmp_path / "g.png").exists()
     save_sample_grid(model, tmp_path / "ok.png", 2, "short", 0)
     assert (tmp_path / "ok.png").is_file()
+
+
+def test_a_second_run_into_a_locked_output_dir_is_refused_with_the_holder_named(tmp_path, synthetic_mnist):
+    from zoo.training.checkpoint import lock_run_folder
+
+    holder = lock_run_folder(tmp_path / "busy")  # as a running training holds it
+    with pytest.raises(zoo.ZooError, match=r"in use by another training run \(pid \d+"):
+        run(tmp_path / "busy", synthetic_mnist, "--max-steps", "2", "--checkpoint-every", "2")
+    holder.close()  # released (a killed process releases it too): the folder is usable again
+    run(tmp_path / "busy", synthetic_mnist, "--max-steps", "2", "--checkpoint-every", "2")
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(zoo.ConfigError, match="is a file"):
+        run(tmp_path / "file", synthetic_mnist, "--max-steps", "2")

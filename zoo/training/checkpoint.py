@@ -62,6 +62,33 @@ def save_checkpoint(accelerator, folder: Path, step: int, keep: int, settings: d
     return final
 
 
+def lock_run_folder(folder: Path):
+    """Hold ``folder/.lock`` (an exclusive flock, released when the returned file is closed or the process dies, also
+    by kill -9) so that a second run into the same folder stops with the holder named instead of mixing checkpoints
+    and logs."""
+    import fcntl
+    import os
+    import socket
+    import time
+
+    if folder.exists() and not folder.is_dir():
+        raise ConfigError(f"--output-dir {folder} is a file, not a folder")
+    folder.mkdir(parents=True, exist_ok=True)
+    handle = open(folder / ".lock", "a+")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.seek(0)
+        holder = handle.read().strip() or "another process"
+        handle.close()
+        raise ZooError(f"{folder} is in use by another training run ({holder}); wait for it to finish or use another "
+                       f"--output-dir") from None
+    handle.truncate(0)
+    handle.write(f"pid {os.getpid()} on {socket.gethostname()} since {time.strftime('%Y-%m-%d %H:%M:%S')}\n")
+    handle.flush()
+    return handle
+
+
 def find_resume(resume: str | None, folder: Path) -> Path | None:
     if resume is None:
         return None

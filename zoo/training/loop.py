@@ -23,7 +23,7 @@ from ..model import EnergyModel
 from ..objectives import ObjectiveContext, build_objective
 from .args import parse_args, run_settings
 from .callbacks import MetricsLog, checkpoint_ranking, save_sample_grid
-from .checkpoint import check_finite, check_settings, find_resume, save_checkpoint
+from .checkpoint import check_finite, check_settings, find_resume, lock_run_folder, save_checkpoint
 from .export import export_run
 from .state import read_state
 
@@ -187,11 +187,14 @@ def train(args) -> Path:
         torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
         torch.backends.cudnn.benchmark = True
     settings = run_settings(args)
+    lock = lock_run_folder(out) if accelerator.is_main_process else None  # released at return, on error, on kill
     resume_from = find_resume(args.resume, ckpt_dir)
     step = check_settings(resume_from, settings) if resume_from else 0
     if resume_from and step >= args.max_steps:
         accelerator.print(f"{resume_from} is already at step {step} of {args.max_steps}: nothing to train; the export "
                           f"in {out / 'export'} is left as it is.")
+        if lock is not None:
+            lock.close()
         return out / "export"
 
     data, labels, net, optimizer, scheduler, objective, ema, memory_format = _prepare(accelerator, args)
@@ -250,6 +253,8 @@ def train(args) -> Path:
     export = _export(accelerator, final_net, args, out, step, first_step, time.time() - start, last_logs)
     accelerator.wait_for_everyone()
     accelerator.end_training()
+    if lock is not None:
+        lock.close()
     return export
 
 
