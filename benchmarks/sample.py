@@ -1,7 +1,8 @@
 """Seconds for ``sample(n)`` per entry and preset, eager against the compiled chain (``compile=True``), in one run.
 
-    python benchmarks/sample.py [--entries mdsm-mnist-small mdsm-mnist denoising-ebm-mnist] [--presets fast medium paper]
-                                [-n 64] [--measure-steps 10] [--device cuda] [--full] [--json out.json]
+    python benchmarks/sample.py [--entries mdsm-mnist-small ncebm-mnist ...] [--presets default fast medium paper]
+                                [-n 64] [--measure-steps 10] [--device cuda] [--full] [--quality ../shared/datasets]
+                                [--json out.json]
     python benchmarks/sample.py --variants mdsm-mnist-small   # one chain step under each CPU/GPU setting tried
 
 Every step of an annealed-Langevin chain costs the same (one grad_x E at batch n), so by default each path is timed
@@ -11,7 +12,10 @@ whole instead (what a GPU can afford). The compile time (first call minus a stea
 once per process and batch shape. Entries without weights use random weights (the time does not depend on them).
 The Denoising-EBM rows run the chain whole and compare the paper's 35 latent + 100 data steps with its 8.67 s for 64
 CIFAR-10 samples (NCSN: 120.11 s), measured on its own GPU; their chain calls the network through U_s / U_c, which
-the compiled path does not reach yet, so they are timed eager only.
+the compiled path does not reach yet, so they are timed eager only. The noise-conditional (ncebm) rows time their
+samplers whole (the probability-flow ODE: 2 x steps - 1 gradient evaluations). Every row's seconds are also given as a
+ratio to the first row's, and ``--quality`` adds the classifier-FID of the samples beside real test images at the
+same n.
 
 ``--variants ENTRY`` times one energy-gradient evaluation (the work of a chain step) at batch n under each setting
 the switch was chosen from: eager, channels_last, bf16 autocast, torch.compile, compile + channels_last, and (CPU)
@@ -46,11 +50,25 @@ def per_step_seconds(model, n: int, compile: bool, steps: int, device: torch.dev
     return steady / steps, max(first - steady, 0.0) if compile else 0.0
 
 
-def whole_chain_seconds(model, preset: str, n: int, compile: bool, device: torch.device) -> tuple[float, float]:
+def whole_chain_seconds(model, preset: str | None, n: int, compile: bool, device: torch.device) -> tuple[float, float]:
     kw = dict(preset=preset, seed=0, progress=False, compile=compile)
     first = _seconds(lambda: model.sample(n, **kw), device)
     steady = _seconds(lambda: model.sample(n, **kw), device)
     return steady, max(first - steady, 0.0) if compile else 0.0
+
+
+def classifier_fid(model, name: str, preset: str | None, n: int, data_dir: str) -> tuple[float, float]:
+    """(classifier-FID of sample(n) with this preset, the real-data ceiling at the same n), as ``zoo eval``."""
+    from zoo.data import load_tensor
+    from zoo.evaluation.quality import ClassifierFeatures, classifier_for, real_data_ceiling, sample_quality
+
+    entry = zoo.get_entry(name)
+    features = ClassifierFeatures(classifier_for(entry), model.data_range)
+    train = load_tensor(entry, "train", data_dir, limit=2000)
+    samples = model.sample(n, preset=preset, seed=0, progress=False).cpu()
+    ceiling = real_data_ceiling(load_tensor(entry, "test", data_dir), train, n, features,
+                                generator=torch.Generator().manual_seed(0))
+    return sample_quality(samples, train, features)["fid"], ceiling["fid"]
 
 
 def load(name: str, device: torch.device):
@@ -95,9 +113,12 @@ def variants(name: str, n: int, device: torch.device, steps: int = 5) -> None:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--entries", nargs="+", default=["mdsm-mnist-small", "mdsm-mnist", "denoising-ebm-mnist",
-                                                    "denoising-ebm-cifar10"])
-    p.add_argument("--presets", nargs="+", default=["fast", "medium", "paper"], help="those an entry lacks are skipped")
+    p.add_argument("--entries", nargs="+", default=["mdsm-mnist-small", "ncebm-mnist", "mdsm-mnist",
+                                                    "denoising-ebm-mnist", "denoising-ebm-cifar10"])
+    p.add_argument("--presets", nargs="+", default=["default", "fast", "medium", "paper"],
+                   help="'default' = the entry's default sampler; presets an entry lacks are skipped")
+    p.add_argument("--quality", metavar="DATA_DIR", default=None,
+                   help="also classifier-FID of each eager sample(n), beside real test images at the same n")
     p.add_argument("-n", type=int, default=64)
     p.add_argument("--measure-steps", type=int, default=10)
     p.add_argument("--full", action="store_true", help="run every chain whole instead of timing steps")
@@ -110,31 +131,41 @@ def main() -> None:
         return variants(args.variants, args.n, device)
     where = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU, {torch.get_num_threads()} threads"
     print(f"sample({args.n}) on {where}, torch {torch.__version__}")
-    print("| entry | weights | preset | steps | timed | eager s | compiled s | speed-up | compile s (once) | note |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
-    rows = []
+    print("| entry | weights | sampler | NFE | timed | eager s | x first row | compiled s | speed-up | compile s (once) "
+          "| cFID (real data) | note |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+    rows, baseline = [], None
     for name in args.entries:
         model, weights = load(name, device)
-        presets = [p for p in args.presets if p in model.sampler_config.get("presets", {})]
+        presets = [p for p in args.presets if p in model.sampler_config.get("presets", {}) or p == "default"]
         debm = model.config["family"] == "denoising_ebm"
-        whole = debm or args.full  # the two-stage chain is timed whole (two chains + a decode)
+        # the two-stage chain (two chains + a decode) and the noise-conditional samplers (a sigma per step) are timed
+        # whole; annealed Langevin chains per step
+        whole = debm or model.noise_conditional or args.full
         if not whole:
             step = {c: per_step_seconds(model, args.n, c, args.measure_steps, device) for c in (False, True)}
-        for preset in presets:
-            length = model.sampler(preset).chain_length()
+        for label in presets:
+            preset = None if label == "default" else label
+            sampler = model.sampler(preset)
+            length = sampler.chain_length()
             if whole:
                 secs = {c: whole_chain_seconds(model, preset, args.n, c, device) for c in (False, True)}
             else:
                 secs = {c: (step[c][0] * length, step[c][1]) for c in (False, True)}
             eager, (fast, compile_s) = secs[False][0], secs[True]
+            baseline = baseline or eager
             note = f"x{fast / PAPER_DEBM_S:.2f} the paper's {PAPER_DEBM_S} s (its GPU, CIFAR-10)" \
                 if debm and preset == "paper" else ""
-            row = {"entry": name, "weights": weights, "preset": preset, "steps": length,
-                   "timed": "whole" if whole else "per step", "seconds": eager,
-                   "compiled_seconds": fast, "compile_s": compile_s, "speedup": eager / fast, "note": note}
+            fid = classifier_fid(model, name, preset, args.n, args.quality) if args.quality else None
+            row = {"entry": name, "weights": weights, "preset": label, "sampler": sampler.registered_name,
+                   "nfe": length, "timed": "whole" if whole else "per step", "seconds": eager,
+                   "ratio_to_first_row": eager / baseline, "compiled_seconds": fast, "compile_s": compile_s,
+                   "speedup": eager / fast, "cfid": fid, "note": note}
             rows.append(row)
-            print(f"| {name} | {weights} | {preset} | {length} | {row['timed']} | {eager:.1f} | {fast:.1f} | "
-                  f"{row['speedup']:.2f}x | {compile_s:.0f} | {note} |", flush=True)
+            quality = f"{fid[0]:.3g} ({fid[1]:.3g})" if fid else ""
+            print(f"| {name} | {weights} | {label} ({row['sampler']}) | {length} | {row['timed']} | {eager:.1f} | "
+                  f"{row['ratio_to_first_row']:.2f} | {fast:.1f} | {row['speedup']:.2f}x | {compile_s:.0f} | {quality} | "
+                  f"{note} |", flush=True)
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"device": where, "n": args.n, "torch": torch.__version__, "rows": rows}, f, indent=1)

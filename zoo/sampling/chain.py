@@ -13,7 +13,7 @@ import torch
 from tqdm.auto import tqdm
 
 from ..errors import ChainDivergedError
-from .kernels import EnergyFn, StepParams
+from .kernels import EnergyFn, StepParams, per_chain
 
 CHECK_EVERY = 50  # steps between the (host-syncing) divergence checks; the failing step itself is tracked on device
 
@@ -71,7 +71,7 @@ def _at_sigma(kernel, energy_fn: EnergyFn, params: StepParams) -> EnergyFn:
     unless the kernel takes sigma itself (``noise_conditional`` kernels, e.g. the ODE's)."""
     if params.sigma is None or getattr(kernel, "noise_conditional", False):
         return energy_fn
-    return lambda x, sigma=params.sigma: energy_fn(x, sigma)
+    return lambda x, sigma=params.sigma: energy_fn(x, per_chain(sigma, x))
 
 
 def _run_one(kernel, energy_fn: EnergyFn, x: torch.Tensor, schedule: Sequence[StepParams], generator, clamp, final,

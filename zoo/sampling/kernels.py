@@ -51,6 +51,11 @@ def energy_and_grad(energy_fn: EnergyFn, x: torch.Tensor, create_graph: bool = F
     return energy, grad
 
 
+def per_chain(sigma: float, x: torch.Tensor) -> torch.Tensor:
+    """A noise level as one value per chain (B,): a tensor, so that a compiled network is not recompiled per sigma."""
+    return x.new_full((x.shape[0],), sigma)
+
+
 def _randn(x: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
     return torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
 
@@ -159,10 +164,10 @@ class Heun:
         sigma, sigma_next = params.sigma, params.sigma_next
         if sigma is None or sigma_next is None:
             raise ConfigError("the heun kernel needs a sigma schedule (a noise-conditional sampler such as pf_ode)")
-        energy, grad = energy_and_grad(lambda z: energy_fn(z, sigma), x)
+        energy, grad = energy_and_grad(lambda z: energy_fn(z, per_chain(sigma, z)), x)
         d = sigma * grad
         y = x + (sigma_next - sigma) * d
         if sigma_next > 0:
-            d_next = sigma_next * energy_and_grad(lambda z: energy_fn(z, sigma_next), y)[1]
+            d_next = sigma_next * energy_and_grad(lambda z: energy_fn(z, per_chain(sigma_next, z)), y)[1]
             y = x + (sigma_next - sigma) * (d + d_next) / 2
         return y.detach(), {"energy": energy.detach()}

@@ -18,7 +18,7 @@ import torch
 
 from ..errors import ConfigError
 from .chain import SamplerOutput, run_chain
-from .kernels import StepParams, build_kernel, energy_and_grad
+from .kernels import StepParams, build_kernel, energy_and_grad, per_chain
 from .pipelines import _positive, register_sampler
 
 # Chains start at init_mean + sigma_max N(0, I): the divergence check allows this many sigma_max around the data range.
@@ -40,7 +40,7 @@ def _check_sigmas(sigma_min, sigma_max) -> None:
 
 def _tweedie(sigma: float):
     """The final jump x - sigma² ∇ₓE(x, sigma) (Tweedie's posterior mean at sigma)."""
-    return lambda fn, x: x - sigma**2 * energy_and_grad(lambda z: fn(z, sigma), x)[1]
+    return lambda fn, x: x - sigma**2 * energy_and_grad(lambda z: fn(z, per_chain(sigma, z)), x)[1]
 
 
 @dataclass
