@@ -73,6 +73,43 @@ def test_user_errors_are_one_line_and_exit_2(tmp_path, monkeypatch, capsys, argv
     assert not (tmp_path / "x.png").exists()
 
 
+@pytest.mark.parametrize("argv, message", [
+    (["denoise", "mdsm-mnist", "-n", "0", "-o", "x.png"], "must be an integer >= 1"),
+    (["denoise", "mdsm-mnist", "--sigma", "nan", "-o", "x.png"], "must be a finite number > 0"),
+    (["denoise", "mdsm-mnist", "--noise", "-1", "-o", "x.png"], "must be a finite number > 0"),
+    (["inpaint", "mdsm-mnist", "--index", "-3", "-o", "x.png"], "must be an integer >= 0"),
+    (["ood", "mdsm-mnist", "--ood", "interp", "-n", "0"], "must be an integer >= 1"),
+    (["parzen", "deen-mnist", "--n-centers", "0"], "must be an integer >= 1"),
+    (["parzen", "deen-mnist", "--sigmas", "-1"], "must be a finite number > 0"),
+    (["eval", "mdsm-mnist", "--ais-step-size", "inf"], "must be a finite number > 0"),
+    (["campaign", "run", "--until", "10m", "--threads", "0"], "must be an integer >= 1"),
+])
+def test_bad_numbers_are_refused_by_the_parser_before_any_work(tmp_path, monkeypatch, capsys, argv, message):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as exit_:
+        main(argv)
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+
+
+def test_unknown_family_and_non_finite_sigma_are_one_clear_error(capsys):
+    import math
+
+    import torch
+
+    import zoo
+
+    assert main(["list", "--family", "nope"]) == 2
+    assert "no such family" in capsys.readouterr().err
+    m = zoo.load("mdsm-mnist-small")
+    for sigma in (math.nan, math.inf, 0.0, -1.0):
+        with pytest.raises(zoo.InputError, match="finite number > 0"):
+            m.denoise(torch.rand(1, 1, 32, 32), sigma=sigma)
+    with pytest.raises(zoo.InputError, match="positive weight"):
+        zoo.compose(m, m, weights=[1.0, math.inf])
+
+
 def test_non_image_file_is_one_clear_error(tmp_path, capsys):
     bad = tmp_path / "notes.png"
     bad.write_text("not an image")

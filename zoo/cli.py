@@ -70,6 +70,11 @@ def cmd_list(args) -> None:
     import zoo
 
     rows = zoo.list(family=args.family)
+    if not rows:
+        from zoo.errors import ConfigError
+
+        families = sorted({r["family"] for r in zoo.list()})
+        raise ConfigError(f"--family {args.family!r}: no such family; known: {families}")
     cols = ["name", "family", "dataset", "architecture", "weights", "measured"]
     widths = [max(len(c), *(len(str(r[c])) for r in rows)) for c in cols]
     print("  ".join(c.ljust(w) for c, w in zip(cols, widths)))
@@ -223,9 +228,32 @@ def cmd_campaign(args) -> None:
 
 
 def _positive(text: str) -> int:
-    value = int(text)
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be an integer >= 1, got {text}")
+    return value
+
+
+def _non_negative(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 0, got {text}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"must be a finite number > 0, got {text}")
     return value
 
 
@@ -256,23 +284,23 @@ def build_parser() -> argparse.ArgumentParser:
         s.add_argument("--image", nargs="+", default=None, help="image file(s); default: the entry's dataset")
         s.add_argument("--data-dir", default=None, help="local dataset mirror (Hub layout), e.g. ../shared/datasets")
         s.add_argument("--split", default="test", help="dataset split (default: test)")
-        s.add_argument("--index", type=int, default=0, help="first dataset row")
-        s.add_argument("-n", type=int, default=8, help="number of dataset images")
+        s.add_argument("--index", type=_non_negative, default=0, help="first dataset row")
+        s.add_argument("-n", type=_positive, default=8, help="number of dataset images")
 
     s = sub.add_parser("sample", help="sample a PNG grid", epilog="example: zoo sample mdsm-mnist --preset fast -n 16 -o grid.png")
     model_args(s)
-    s.add_argument("-n", type=int, default=64, help="number of samples (default 64)")
-    s.add_argument("--nrow", type=int, default=None, help="images per grid row (default: square)")
+    s.add_argument("-n", type=int, default=64, help="number of samples (default 64; checked by sample())")
+    s.add_argument("--nrow", type=_positive, default=None, help="images per grid row (default: square)")
     s.add_argument("--preset", default=None, help="sampler preset (`zoo info NAME` lists them; MDSM: fast, medium, steps300, paper, lin, langevin)")
-    s.add_argument("--step-size", type=float, default=None, help="override the sampler's step size eps")
-    s.add_argument("--batch-size", type=int, default=None, help="chains per micro-batch (default: all n at once)")
+    s.add_argument("--step-size", type=_positive_float, default=None, help="override the sampler's step size eps")
+    s.add_argument("--batch-size", type=_positive, default=None, help="chains per micro-batch (default: all n at once)")
     compile_arg(s)
     s.set_defaults(func=cmd_sample)
     s = sub.add_parser("denoise", help="noise images and denoise them with the single-step jump (rows: clean, noisy, denoised)")
     model_args(s)
     input_args(s)
-    s.add_argument("--noise", type=float, default=0.3, help="std of the Gaussian noise added")
-    s.add_argument("--sigma", type=float, default=None, help="sigma of the jump (default: the model's sigma0)")
+    s.add_argument("--noise", type=_positive_float, default=0.3, help="std of the Gaussian noise added")
+    s.add_argument("--sigma", type=_positive_float, default=None, help="sigma of the jump (default: the model's sigma0)")
     s.set_defaults(func=cmd_denoise)
     s = sub.add_parser("inpaint", help="fill a masked region (rows: original, masked, inpainted)")
     model_args(s)
@@ -288,7 +316,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--ood", nargs="+", required=True,
                    help="OOD sources: another entry's name (its test images), noise:gaussian, noise:uniform, interp")
     s.add_argument("--data-dir", default=None, help="local dataset mirror (Hub layout)")
-    s.add_argument("-n", type=int, default=1000, help="images per side (default 1000)")
+    s.add_argument("-n", type=_positive, default=1000, help="images per side (default 1000)")
     s.add_argument("--device", default="cpu", help="torch device")
     s.add_argument("--dtype", default="float32", choices=["float32", "float64"])
     s.add_argument("--revision", default=None)
@@ -308,7 +336,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--ais-distributions", type=_positive, default=100, help="AIS intermediate distributions (paper: 10000)")
     s.add_argument("--ais-hmc-steps", type=_positive, default=1, help="HMC transitions per distribution (paper: 10)")
     s.add_argument("--ais-leapfrog", type=_positive, default=5, help="leapfrog steps per HMC transition")
-    s.add_argument("--ais-step-size", type=float, default=0.01, help="initial leapfrog step (adapted to 65%% acceptance)")
+    s.add_argument("--ais-step-size", type=_positive_float, default=0.01, help="initial leapfrog step (adapted to 65%% acceptance)")
     s.add_argument("--ais-chains", type=_positive, default=16, help="AIS chains (reverse AIS: test images)")
     s.add_argument("--data-dir", default=None, help="local dataset mirror (Hub layout)")
     s.add_argument("--output-json", default=None, help="write the results here instead of model_cards/<entry>.eval.json "
@@ -345,9 +373,9 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("parzen", help="pick sigma by the Parzen-window validation log-likelihood (DEEN)")
     s.add_argument("name", help="registry entry")
     s.add_argument("--data-dir", default=None, help="local dataset mirror (Hub layout)")
-    s.add_argument("--sigmas", type=float, nargs="+", default=None, help="candidate sigmas")
-    s.add_argument("--n-centers", type=int, default=None, help="training images used as Parzen centres")
-    s.add_argument("--n-valid", type=int, default=None, help="held-out training images scored")
+    s.add_argument("--sigmas", type=_positive_float, nargs="+", default=None, help="candidate sigmas")
+    s.add_argument("--n-centers", type=_positive, default=None, help="training images used as Parzen centres")
+    s.add_argument("--n-valid", type=_positive, default=None, help="held-out training images scored")
     s.set_defaults(func=cmd_parzen)
     return p
 

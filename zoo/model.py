@@ -144,6 +144,8 @@ class EnergyModel(nn.Module):
         energy takes the gradient at that sigma (Tweedie at any sigma); networks with a denoiser of their own
         (Denoising-EBM's DAE reconstruction r(x, sigma)) use it."""
         sigma = self.sigma0 if sigma is None else float(sigma)
+        if not (math.isfinite(sigma) and sigma > 0):
+            raise InputError(f"sigma must be a finite number > 0, got {sigma}")
         x = self.check_input(x)
         if hasattr(self.net, "denoise"):
             with torch.no_grad():
@@ -250,7 +252,8 @@ def compose(*models: EnergyModel, weights: list[float] | None = None) -> EnergyM
     if len(models) < 2:
         raise InputError("compose() needs at least two models")
     weights = [1.0] * len(models) if weights is None else list(weights)
-    if len(weights) != len(models) or not all(isinstance(w, (int, float)) and w > 0 for w in weights):
+    if len(weights) != len(models) or not all(isinstance(w, (int, float)) and math.isfinite(w) and w > 0
+                                              for w in weights):
         raise InputError(f"compose() needs one positive weight per model, got {weights}")
     first = models[0]
     for m in models[1:]:
