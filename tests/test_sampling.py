@@ -243,3 +243,13 @@ def test_compiled_chain_gives_the_eager_samples_and_auto_skips_short_cpu_chains(
         assert not any(p.requires_grad for p in model.parameters())
         raise RuntimeError("chain failed")
     assert all(p.requires_grad for p in model.parameters())
+
+
+def test_a_registry_refuses_a_second_component_under_a_taken_name():
+    from zoo.sampling import KERNELS, register_kernel
+
+    with pytest.raises(zoo.ConfigError, match="'langevin' is already registered"):
+        @register_kernel("langevin")
+        class Other:  # noqa: F811 - the point of the test
+            pass
+    assert KERNELS["langevin"].__name__ == "Langevin"

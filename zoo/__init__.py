@@ -7,7 +7,7 @@ Names are imported lazily (PEP 562), so ``import zoo.cli`` / ``zoo --help`` do n
 """
 import importlib
 
-__version__ = "0.2.0"
+__version__ = "0.3.0"
 
 _EXPORTS = {
     "load": "loading", "EnergyModel": "model", "compose": "model", "get_entry": "registry", "info": "registry",

@@ -16,6 +16,9 @@ class Registry(dict):
 
     def register(self, name: str):
         def wrap(cls):
+            if name in self and self[name] is not cls:
+                raise ConfigError(f"{self.kind} {name!r} is already registered ({self[name].__qualname__}); pick "
+                                  f"another name")
             self[name] = cls
             cls.registered_name = name
             return cls
