@@ -16,6 +16,8 @@ import sys
 import warnings
 from pathlib import Path
 
+from zoo.argtypes import non_negative_int, positive_float, positive_int
+
 COMPILE = {"auto": "auto", "on": True, "off": False}  # the --compile flag -> EnergyModel.sample(compile=...)
 MASKS = ("left", "right", "top", "bottom", "center", "centre", "random50")  # zoo.evaluation.restoration.ALL_MASKS
 
@@ -227,36 +229,6 @@ def cmd_campaign(args) -> None:
         print("unpacked: " + (", ".join(campaign.unpack_states(spec, Path(args.folder))) or "nothing newer"))
 
 
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be an integer >= 1, got {text}")
-    return value
-
-
-def _non_negative(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = -1
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be an integer >= 0, got {text}")
-    return value
-
-
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = math.nan
-    if not (math.isfinite(value) and value > 0):
-        raise argparse.ArgumentTypeError(f"must be a finite number > 0, got {text}")
-    return value
-
-
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="zoo", description="ebm-zoo: pretrained energy-based models",
                                 epilog="examples: zoo list; zoo sample mdsm-mnist-small -n 16 -o grid.png; zoo info mdsm-mnist")
@@ -284,23 +256,23 @@ def build_parser() -> argparse.ArgumentParser:
         s.add_argument("--image", nargs="+", default=None, help="image file(s); default: the entry's dataset")
         s.add_argument("--data-dir", default=None, help="local dataset mirror (Hub layout), e.g. ../shared/datasets")
         s.add_argument("--split", default="test", help="dataset split (default: test)")
-        s.add_argument("--index", type=_non_negative, default=0, help="first dataset row")
-        s.add_argument("-n", type=_positive, default=8, help="number of dataset images")
+        s.add_argument("--index", type=non_negative_int, default=0, help="first dataset row")
+        s.add_argument("-n", type=positive_int, default=8, help="number of dataset images")
 
     s = sub.add_parser("sample", help="sample a PNG grid", epilog="example: zoo sample mdsm-mnist --preset fast -n 16 -o grid.png")
     model_args(s)
     s.add_argument("-n", type=int, default=64, help="number of samples (default 64; checked by sample())")
-    s.add_argument("--nrow", type=_positive, default=None, help="images per grid row (default: square)")
+    s.add_argument("--nrow", type=positive_int, default=None, help="images per grid row (default: square)")
     s.add_argument("--preset", default=None, help="sampler preset (`zoo info NAME` lists them; MDSM: fast, medium, steps300, paper, lin, langevin)")
-    s.add_argument("--step-size", type=_positive_float, default=None, help="override the sampler's step size eps")
-    s.add_argument("--batch-size", type=_positive, default=None, help="chains per micro-batch (default: all n at once)")
+    s.add_argument("--step-size", type=positive_float, default=None, help="override the sampler's step size eps")
+    s.add_argument("--batch-size", type=positive_int, default=None, help="chains per micro-batch (default: all n at once)")
     compile_arg(s)
     s.set_defaults(func=cmd_sample)
     s = sub.add_parser("denoise", help="noise images and denoise them with the single-step jump (rows: clean, noisy, denoised)")
     model_args(s)
     input_args(s)
-    s.add_argument("--noise", type=_positive_float, default=0.3, help="std of the Gaussian noise added")
-    s.add_argument("--sigma", type=_positive_float, default=None, help="sigma of the jump (default: the model's sigma0)")
+    s.add_argument("--noise", type=positive_float, default=0.3, help="std of the Gaussian noise added")
+    s.add_argument("--sigma", type=positive_float, default=None, help="sigma of the jump (default: the model's sigma0)")
     s.set_defaults(func=cmd_denoise)
     s = sub.add_parser("inpaint", help="fill a masked region (rows: original, masked, inpainted)")
     model_args(s)
@@ -316,7 +288,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--ood", nargs="+", required=True,
                    help="OOD sources: another entry's name (its test images), noise:gaussian, noise:uniform, interp")
     s.add_argument("--data-dir", default=None, help="local dataset mirror (Hub layout)")
-    s.add_argument("-n", type=_positive, default=1000, help="images per side (default 1000)")
+    s.add_argument("-n", type=positive_int, default=1000, help="images per side (default 1000)")
     s.add_argument("--device", default="cpu", help="torch device")
     s.add_argument("--dtype", default="float32", choices=["float32", "float64"])
     s.add_argument("--revision", default=None)
@@ -329,15 +301,15 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--metrics", nargs="+", default=None, choices=["quality", "likelihood", "denoising", "inpainting",
                                                                   "ood", "ranking", "accuracy"],
                    help="default: every metric that applies to the entry")
-    s.add_argument("--num-samples", type=_positive, default=64, help="samples for sample quality (default 64)")
-    s.add_argument("--batch-size", type=_positive, default=64, help="chains per micro-batch (default 64)")
+    s.add_argument("--num-samples", type=positive_int, default=64, help="samples for sample quality (default 64)")
+    s.add_argument("--batch-size", type=positive_int, default=64, help="chains per micro-batch (default 64)")
     s.add_argument("--preset", default=None, help="sampler preset of samples and inpainting (default: the entry's)")
-    s.add_argument("--n-test", type=_positive, default=500, help="test images for denoising / OOD / ranking / bits/dim")
-    s.add_argument("--ais-distributions", type=_positive, default=100, help="AIS intermediate distributions (paper: 10000)")
-    s.add_argument("--ais-hmc-steps", type=_positive, default=1, help="HMC transitions per distribution (paper: 10)")
-    s.add_argument("--ais-leapfrog", type=_positive, default=5, help="leapfrog steps per HMC transition")
-    s.add_argument("--ais-step-size", type=_positive_float, default=0.01, help="initial leapfrog step (adapted to 65%% acceptance)")
-    s.add_argument("--ais-chains", type=_positive, default=16, help="AIS chains (reverse AIS: test images)")
+    s.add_argument("--n-test", type=positive_int, default=500, help="test images for denoising / OOD / ranking / bits/dim")
+    s.add_argument("--ais-distributions", type=positive_int, default=100, help="AIS intermediate distributions (paper: 10000)")
+    s.add_argument("--ais-hmc-steps", type=positive_int, default=1, help="HMC transitions per distribution (paper: 10)")
+    s.add_argument("--ais-leapfrog", type=positive_int, default=5, help="leapfrog steps per HMC transition")
+    s.add_argument("--ais-step-size", type=positive_float, default=0.01, help="initial leapfrog step (adapted to 65%% acceptance)")
+    s.add_argument("--ais-chains", type=positive_int, default=16, help="AIS chains (reverse AIS: test images)")
     s.add_argument("--data-dir", default=None, help="local dataset mirror (Hub layout)")
     s.add_argument("--output-json", default=None, help="write the results here instead of model_cards/<entry>.eval.json "
                    "(the card is then left alone)")
@@ -356,7 +328,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--until", required=True, help="how long to run, e.g. 150m, 2h, 1h30m")
     c.add_argument("--device", default="cpu", help="cpu or cuda (default: cpu)")
     c.add_argument("--only", nargs="+", default=None, metavar="RUN", help="only these runs")
-    c.add_argument("--threads", type=_positive, default=None, help="torch CPU threads (default: torch's)")
+    c.add_argument("--threads", type=positive_int, default=None, help="torch CPU threads (default: torch's)")
     c.add_argument("--data-dir", default=None, help="dataset mirror (default: campaign.yaml's data_dir)")
     c.add_argument("--pack", default=None, metavar="FOLDER",
                    help="afterwards, pack each run's state into FOLDER (a GPU machine's $OUT)")
@@ -373,9 +345,9 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("parzen", help="pick sigma by the Parzen-window validation log-likelihood (DEEN)")
     s.add_argument("name", help="registry entry")
     s.add_argument("--data-dir", default=None, help="local dataset mirror (Hub layout)")
-    s.add_argument("--sigmas", type=_positive_float, nargs="+", default=None, help="candidate sigmas")
-    s.add_argument("--n-centers", type=_positive, default=None, help="training images used as Parzen centres")
-    s.add_argument("--n-valid", type=_positive, default=None, help="held-out training images scored")
+    s.add_argument("--sigmas", type=positive_float, nargs="+", default=None, help="candidate sigmas")
+    s.add_argument("--n-centers", type=positive_int, default=None, help="training images used as Parzen centres")
+    s.add_argument("--n-valid", type=positive_int, default=None, help="held-out training images scored")
     s.set_defaults(func=cmd_parzen)
     return p
 

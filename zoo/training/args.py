@@ -10,33 +10,13 @@ import sys
 
 import yaml
 
+from ..argtypes import non_negative_float, non_negative_int, number, positive_float, positive_int
 from ..errors import ConfigError
 from ..registry import get_entry
 from ..schema import Entry, parse_entry
 
 
-def _number(kind: type, minimum: float, strict: bool, below: float | None = None):
-    """An argparse type: ``kind`` (int or float) >= minimum (> if strict) and < below when given."""
-    bound = f"{'>' if strict else '>='} {minimum:g}" + (f" and < {below:g}" if below is not None else "")
-    noun = "an integer" if kind is int else "a number"
-
-    def parse(text: str):
-        try:
-            value = kind(text)
-        except ValueError:
-            value = None
-        ok = value is not None and (value > minimum if strict else value >= minimum) and (below is None or value < below)
-        if not ok:
-            raise argparse.ArgumentTypeError(f"expected {noun} {bound}, got {text!r}")
-        return value
-    return parse
-
-
-_positive_int = _number(int, 0, strict=True)
-_non_negative_int = _number(int, 0, strict=False)
-_positive_float = _number(float, 0, strict=True)
-_non_negative_float = _number(float, 0, strict=False)
-_decay = _number(float, 0, strict=False, below=1)
+_decay = number(float, 0, strict=False, below=1)
 
 
 def build_parser(family: str) -> argparse.ArgumentParser:
@@ -46,32 +26,32 @@ def build_parser(family: str) -> argparse.ArgumentParser:
     p.add_argument("--entry", required=True, help="registry entry (see `zoo list`)")
     p.add_argument("--output-dir", default=None, help="default: runs/<entry>")
     p.add_argument("--data-dir", default=None, help="local dataset mirror (Hub repo layout); default $ZOO_DATA_DIR or the Hub")
-    p.add_argument("--max-steps", type=_positive_int, default=None, help="optimizer updates = cosine length (default: the entry's)")
-    p.add_argument("--batch-size", type=_positive_int, default=None, help="global batch size (default: the entry's)")
-    p.add_argument("--lr", type=_positive_float, default=None, help="peak learning rate (default: the entry's)")
-    p.add_argument("--checkpoint-every", type=_positive_int, default=None)
-    p.add_argument("--keep-checkpoints", type=_positive_int, default=2)
+    p.add_argument("--max-steps", type=positive_int, default=None, help="optimizer updates = cosine length (default: the entry's)")
+    p.add_argument("--batch-size", type=positive_int, default=None, help="global batch size (default: the entry's)")
+    p.add_argument("--lr", type=positive_float, default=None, help="peak learning rate (default: the entry's)")
+    p.add_argument("--checkpoint-every", type=positive_int, default=None)
+    p.add_argument("--keep-checkpoints", type=positive_int, default=2)
     p.add_argument("--resume", default=None, help="'latest' or a checkpoint folder; the run's settings must match")
     p.add_argument("--mixed-precision", default=None, choices=["no", "fp16", "bf16"],
                    help="default: accelerate config; bf16 recommended (fp16 can underflow grad E)")
-    p.add_argument("--grad-accum", type=_positive_int, default=1)
+    p.add_argument("--grad-accum", type=positive_int, default=1)
     p.add_argument("--ema", type=_decay, default=None,
                    help="EMA decay in [0, 1) (timm ModelEmaV3); 0 = off; default: the entry's recipe.ema. Export uses EMA weights if on")
     p.add_argument("--channels-last", action="store_true", help="channels_last memory format (faster convs on GPU)")
-    p.add_argument("--time-limit", type=_non_negative_float, default=None, metavar="SECONDS",
+    p.add_argument("--time-limit", type=non_negative_float, default=None, metavar="SECONDS",
                    help="stop early (checkpoint + export) once this much wall time has passed")
     p.add_argument("--init-from", default=None, metavar="PATH_OR_REPO",
                    help="start from these weights (a Hub-layout folder or repo id) instead of random init")
-    p.add_argument("--lr-warmup", type=_non_negative_int, default=0, metavar="STEPS",
+    p.add_argument("--lr-warmup", type=non_negative_int, default=0, metavar="STEPS",
                    help="linear LR warm-up from lr/100 over this many updates (e.g. a warm start: fresh optimizer on "
                         "trained weights); default 0")
-    p.add_argument("--seed", type=_non_negative_int, default=0)
-    p.add_argument("--log-every", type=_positive_int, default=100)
+    p.add_argument("--seed", type=non_negative_int, default=0)
+    p.add_argument("--log-every", type=positive_int, default=100)
     p.add_argument("--grid-preset", default=None, help="sampler preset of the sample grid at each checkpoint "
                    "(default: the entry's recipe.grid_preset)")
-    p.add_argument("--grid-n", type=_non_negative_int, default=None,
+    p.add_argument("--grid-n", type=non_negative_int, default=None,
                    help="samples in the grid at each checkpoint (0 = none; default 64 on a GPU, 16 on a CPU)")
-    p.add_argument("--limit-data", type=_positive_int, default=None, help="use only the first N training images")
+    p.add_argument("--limit-data", type=positive_int, default=None, help="use only the first N training images")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override an entry field, e.g. --set model.architecture.width=8 (value parsed as YAML)")
     p.add_argument("--push-to-hub", default=None, metavar="REPO_ID", help="upload the export with huggingface_hub")

@@ -187,25 +187,22 @@ def train(args) -> Path:
         torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
         torch.backends.cudnn.benchmark = True
     settings = run_settings(args)
-    lock = lock_run_folder(out) if accelerator.is_main_process else None  # released at return, on error, on kill
     resume_from = find_resume(args.resume, ckpt_dir)
     step = check_settings(resume_from, settings) if resume_from else 0
     if resume_from and step >= args.max_steps:
         accelerator.print(f"{resume_from} is already at step {step} of {args.max_steps}: nothing to train; the export "
                           f"in {out / 'export'} is left as it is.")
-        if lock is not None:
-            lock.close()
         return out / "export"
 
     data, labels, net, optimizer, scheduler, objective, ema, memory_format = _prepare(accelerator, args)
+    # the run folder is written from here on: one writer at a time (released at return, on an error, on kill -9)
+    lock = lock_run_folder(out) if accelerator.is_main_process else None
     # the checkpointed state (zoo.training.state: safetensors + JSON, never unpickled)
     parts = {"model": accelerator.unwrap_model(net), "ema": ema, "optimizer": optimizer, "scheduler": scheduler,
              "objective": objective, "scaler": accelerator.scaler}
     if resume_from:
         read_state(resume_from, parts, accelerator.device)
         accelerator.print(f"resumed from {resume_from} at step {step}")
-    if accelerator.is_main_process:
-        out.mkdir(parents=True, exist_ok=True)
     log = MetricsLog(out / "metrics.jsonl", step, accelerator.is_main_process)
     ranking_log = MetricsLog(out / "ranking.jsonl", step, accelerator.is_main_process)  # per checkpoint
 
