@@ -126,3 +126,16 @@ def test_device_and_dtype_aware(tiny):
     m = tiny.to(torch.float32)
     x = torch.rand(2, 1, 8, 8, dtype=torch.float64)
     assert m.denoise(x).dtype == torch.float32 and m.sample(2, preset="short", progress=False).dtype == torch.float32
+
+
+def test_huge_sample_requests_and_bad_compositions_are_refused_before_any_work(tmp_path):
+    import torch
+
+    m = zoo.load("mdsm-mnist-small")
+    with pytest.raises(zoo.InputError, match=r"would hold .* GiB"):
+        m.sample(10**9)
+    with pytest.raises(zoo.InputError, match="one device and dtype"):
+        zoo.compose(m, zoo.load("mdsm-mnist-small").to(torch.float64))
+    with pytest.raises(zoo.InputError, match="no folder of its own"):
+        zoo.compose(m, m).save_pretrained(tmp_path / "both")
+    assert not (tmp_path / "both").exists()

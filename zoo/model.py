@@ -26,6 +26,9 @@ from .schema import parse_model_config
 
 # Inputs (and chain states) this far outside the data range are a units mistake or a diverging chain.
 RANGE_SLACK = 16.0
+# sample(n) without batch_size runs chains in micro-batches of at most this many; an output larger than
+# MAX_OUTPUT_BYTES is refused before any work, with the memory it would need.
+AUTO_BATCH, MAX_OUTPUT_BYTES = 1024, 16 << 30
 
 
 def _positive_int(name: str, value, allow_none: bool = False) -> None:
@@ -204,6 +207,12 @@ class EnergyModel(nn.Module):
         step_size=0.03, kernel="mala").
         Returns a SamplerOutput instead of a tensor when a trajectory or energy trace is asked for."""
         _positive_int("n", n)
+        need = n * math.prod(self.input_shape) * torch.finfo(self.dtype).bits // 8
+        if need > MAX_OUTPUT_BYTES:
+            raise InputError(f"sample({n}) would hold {need / 2**30:.1f} GiB of samples (limit "
+                             f"{MAX_OUTPUT_BYTES / 2**30:.0f} GiB); draw them in several calls")
+        if kwargs.get("batch_size") is None and n > AUTO_BATCH:
+            kwargs["batch_size"] = AUTO_BATCH
         return self._chain(n, **kwargs)
 
     def inpaint(self, x: torch.Tensor, mask: torch.Tensor, **kwargs) -> torch.Tensor | SamplerOutput:
@@ -217,6 +226,9 @@ class EnergyModel(nn.Module):
     def save_pretrained(self, save_directory: str | os.PathLike, *, card: str | None = None,
                         dtype: torch.dtype | None = None) -> Path:
         """Write config.json, sampler_config.json, model.safetensors and README.md (each file atomically)."""
+        if isinstance(self.net, WeightedSum):
+            raise InputError("a composed model (zoo.compose) has no folder of its own: save each part and compose "
+                             "them again after loading")
         return save_folder(self, save_directory, card=card, dtype=dtype)
 
     @classmethod
@@ -259,6 +271,9 @@ def compose(*models: EnergyModel, weights: list[float] | None = None) -> EnergyM
     for m in models[1:]:
         if m.noise_conditional != first.noise_conditional:
             raise InputError("compose() cannot mix noise-conditional energies E(x, sigma) with energies E(x)")
+        if m.dtype != first.dtype or m.device != first.device:
+            raise InputError(f"compose() needs models on one device and dtype: {first.device}/{first.dtype} vs "
+                             f"{m.device}/{m.dtype} (use .to(...) first)")
         if m.input_shape != first.input_shape or m.data_range != first.data_range:
             raise InputError(f"compose() needs equal input shapes and data ranges: {first.input_shape} "
                              f"{first.data_range} vs {m.input_shape} {m.data_range}")
