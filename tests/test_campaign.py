@@ -66,8 +66,10 @@ def sandbox(tmp_path, monkeypatch):
     monkeypatch.setenv("ZOO_DATA_CACHE", str(tmp_path / "data-cache"))
     data = tmp_path / "data"
     (data / "ylecun" / "mnist" / "mnist").mkdir(parents=True)
-    for split, n in (("train", 64), ("test", 32)):
-        _write_split(data / "ylecun" / "mnist" / "mnist", split, n)
+    for folder in (data / "ylecun" / "mnist" / "mnist", data / "zalando-datasets" / "fashion_mnist" / "fashion_mnist"):
+        folder.mkdir(parents=True, exist_ok=True)
+        for split, n in (("train", 64), ("test", 32)):
+            _write_split(folder, split, n)
     spec = campaign.CampaignSpec(runs=[tiny_run()], size_budget_mib=1000, data_dir=str(data), eval_reserve_minutes=0.1)
     spec.validate("test")
     yield spec, {"entries": entries, "mirror": mirror, "cards": notes, "state": tmp_path / "state", "data": data}
@@ -149,6 +151,18 @@ def test_the_deadline_is_kept_with_the_export_and_eval_done(sandbox):
     assert (paths["state"] / "tiny" / "run" / "export" / "model.safetensors").is_file()
 
 
+def test_a_failing_run_is_skipped_and_the_others_go_on(sandbox):
+    spec, paths = sandbox
+    broken = campaign.build(campaign.RunSpec, tiny_run(name="broken", entry="ncebm-fashion-mnist",
+                                                       overrides=TINY + ["recipe.max_steps=6",
+                                                                         "recipe.optimizer.lr=1.0e+30"]), "test")
+    spec.runs = [broken, spec.runs[0]]
+    messages = []
+    records = campaign.run_campaign(spec, 60, log=messages.append)
+    assert any("broken: slice failed" in m and "diverged" in m for m in messages)
+    assert [r["steps_to"] for r in records] == [6]  # the tiny run still trained to its target
+
+
 def test_kill_9_mid_slice_resumes_from_the_last_checkpoint(sandbox, tmp_path):
     spec, paths = sandbox
     spec.runs = [campaign.build(campaign.RunSpec, tiny_run(100_000), "test")]
@@ -206,6 +220,9 @@ def test_campaign_file_and_durations_are_validated(tmp_path):
     with pytest.raises(zoo.ConfigError, match="slice_minutes"):
         campaign.load_campaign(path)
     path.write_text("runs: [{name: a, entry: x}, {name: a, entry: y}]\n")
-    with pytest.raises(zoo.ConfigError, match="unique"):
+    with pytest.raises(zoo.ConfigError, match="each run needs its own name"):
+        campaign.load_campaign(path)
+    path.write_text("runs: [{name: a, entry: x}, {name: b, entry: x}]\n")
+    with pytest.raises(zoo.ConfigError, match="each run needs its own entry"):
         campaign.load_campaign(path)
     assert [r.name for r in campaign.load_campaign().runs][0] == "ncebm-mnist"  # the repository's own file parses

@@ -88,9 +88,10 @@ class CampaignSpec:
     eval_reserve_minutes: float = 3.0  # kept free before the deadline for the last export + evaluation
 
     def validate(self, where: str) -> None:
-        names = [r.get("name") if isinstance(r, dict) else None for r in self.runs]
-        if len(set(names)) != len(names):
-            raise ConfigError(f"{where}: run names must be unique, got {names}")
+        for key in ("name", "entry"):  # an entry's ledger and published weights belong to one run
+            values = [r.get(key) if isinstance(r, dict) else None for r in self.runs]
+            if len(set(values)) != len(values):
+                raise ConfigError(f"{where}: each run needs its own {key}, got {values}")
         self.runs = [build(RunSpec, r, f"{where}.runs[{i}]") for i, r in enumerate(self.runs)]
 
 
@@ -383,7 +384,13 @@ def run_campaign(spec: CampaignSpec, until_s: float, *, device: str = "cpu", onl
             left = deadline - time.time() - spec.eval_reserve_minutes * 60
             if left < MIN_SLICE_S:
                 break
-            record = run_slice(run, spec, min(run.slice_minutes * 60, left), device=device, data_dir=data_dir, log=log)
+            try:
+                record = run_slice(run, spec, min(run.slice_minutes * 60, left), device=device, data_dir=data_dir,
+                                   log=log)
+            except ZooError as err:  # e.g. a diverged run: the others go on; its last good checkpoint is kept
+                log(f"[campaign] {run.name}: slice failed, skipped until the next `zoo campaign run`: {err}")
+                stalled.add(run.name)
+                continue
             records.append(record)
             if record["steps_to"] == record["steps_from"]:  # its recipe is at max_steps: nothing more to train
                 stalled.add(run.name)
