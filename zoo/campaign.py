@@ -262,9 +262,9 @@ def _pin_weights(entry, sha: dict) -> None:
     if re.search(r"^weights: null\s*$", text, flags=re.M):
         block = (f"weights:\n  repo_id: ebm-zoo/{entry.name}          # bundled in hub_mirror/ebm-zoo/{entry.name} "
                  f"(fp16, published by the campaign)\n  revision: main\n  {pins}")
-        text = re.sub(r"^weights: null\s*$", block, text, count=1, flags=re.M)
-    elif re.search(r"^  sha256: \{.*\}\s*$", text, flags=re.M):
-        text = re.sub(r"^  sha256: \{.*\}\s*$", "  " + pins, text, count=1, flags=re.M)
+        text = re.sub(r"^weights: null[ \t]*$", block, text, count=1, flags=re.M)
+    elif re.search(r"^  sha256: \{.*\}[ \t]*$", text, flags=re.M):
+        text = re.sub(r"^  sha256: \{.*\}[ \t]*$", "  " + pins, text, count=1, flags=re.M)
     else:
         raise ConfigError(f"{path}: no 'weights: null' line or one-line 'sha256: {{...}}' pin to update")
     from .hub import write_atomic
@@ -286,6 +286,7 @@ def publish(model, entry, run: RunSpec, spec: CampaignSpec, results: dict, ledge
     target = BUNDLED_MIRROR / repo_id
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{entry.name}.", dir=target.parent))
+    staging.chmod(0o755)  # a published folder, not a private temp one
     try:
         model.save_pretrained(staging, dtype=torch.float16)
         check_budget(spec, {target / n: (staging / n).stat().st_size for n in ("model.safetensors", "config.json")})
