@@ -158,14 +158,19 @@ class EnergyModel(nn.Module):
 
     def sampler(self, preset: str | None = None, **overrides):
         """The default sampler of sampler_config.json, or a named preset, with keyword overrides (any registered
-        sampler: ``name=...``; any kernel: ``kernel="mala"``)."""
+        sampler: ``name=...``; any kernel: ``kernel="mala"``). A preset or override naming another sampler starts
+        from that sampler's own defaults, not the default sampler's options."""
         cfg = dict(self.sampler_config["default"])
+        layers = [overrides]
         if preset is not None:
             presets = self.sampler_config.get("presets", {})
             if preset not in presets:
                 raise ConfigError(f"unknown sampler preset {preset!r}; this model has {sorted(presets)}")
-            cfg.update(presets[preset])
-        cfg.update(overrides)
+            layers.insert(0, presets[preset])
+        for layer in layers:
+            if layer.get("name", cfg.get("name")) != cfg.get("name"):
+                cfg = {}
+            cfg.update(layer)
         return build_sampler(cfg)
 
     def compiled_net(self) -> nn.Module:
