@@ -226,3 +226,35 @@ def test_campaign_file_and_durations_are_validated(tmp_path):
     with pytest.raises(zoo.ConfigError, match="each run needs its own entry"):
         campaign.load_campaign(path)
     assert [r.name for r in campaign.load_campaign().runs][0] == "ncebm-mnist"  # the repository's own file parses
+
+
+def test_the_prepared_device_command_runs_end_to_end_on_cpu(sandbox, tmp_path, monkeypatch, capsys):
+    """The README's GPU path with --device cpu as the stand-in: the state and the data packed here, unpacked into a
+    fresh state folder with only the decoded-data cache (no parquet), a run that packs its result for the way back,
+    and the unpack that continues it here."""
+    from zoo.cli import main as cli
+
+    spec, paths = sandbox
+    campaign_file = tmp_path / "campaign.yaml"
+    campaign_file.write_text(yaml.safe_dump({"state_dir": str(paths["state"]), "data_dir": str(paths["data"]),
+                                             "eval_reserve_minutes": 0.1, "size_budget_mib": 1000,
+                                             "runs": [tiny_run(100_000)]}))
+    spec = campaign.load_campaign(campaign_file)
+    campaign.run_slice(spec.runs[0], spec, 0)
+    assert cli(["campaign", "--file", str(campaign_file), "pack", str(tmp_path / "carry" / "state")]) == 0
+    assert cli(["campaign", "--file", str(campaign_file), "pack-data", str(tmp_path / "carry" / "data-cache")]) == 0
+    # "the device": a fresh state folder and the carried data cache only
+    monkeypatch.setenv("ZOO_CAMPAIGN_DIR", str(tmp_path / "device-state"))
+    monkeypatch.setenv("ZOO_DATA_CACHE", str(tmp_path / "carry" / "data-cache"))
+    assert cli(["campaign", "--file", str(campaign_file), "unpack", str(tmp_path / "carry" / "state")]) == 0
+    assert cli(["campaign", "--file", str(campaign_file), "run", "--until", "25s", "--device", "cpu",
+                "--data-dir", str(tmp_path / "no-parquet-here"), "--pack", str(tmp_path / "OUT")]) == 0
+    back = sorted(p.name for p in (tmp_path / "OUT").iterdir())
+    assert back == ["tiny.state.safetensors"]
+    device_step = campaign.LocalState(tmp_path / "device-state" / "tiny").step()
+    assert device_step > 1
+    # back here: the returned file continues the run where the device left it
+    monkeypatch.setenv("ZOO_CAMPAIGN_DIR", str(paths["state"]))
+    assert cli(["campaign", "--file", str(campaign_file), "unpack", str(tmp_path / "OUT")]) == 0
+    assert campaign.LocalState(paths["state"] / "tiny").step() == device_step
+    assert "tiny" in capsys.readouterr().out
