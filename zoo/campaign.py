@@ -104,6 +104,11 @@ def load_campaign(path: Path | None = None) -> CampaignSpec:
     return build(CampaignSpec, raw, str(path))
 
 
+def dataset_dir(spec: CampaignSpec, data_dir: str | None = None) -> str:
+    """``data_dir`` if given, else the campaign file's ``data_dir`` (relative to the repository root)."""
+    return data_dir or str((REPO_ROOT / spec.data_dir).resolve())
+
+
 def state_root(spec: CampaignSpec) -> Path:
     return Path(os.environ.get("ZOO_CAMPAIGN_DIR") or spec.state_dir).expanduser()
 
@@ -204,7 +209,7 @@ def recipe_argv(run: RunSpec, spec: CampaignSpec, local: LocalState, start_args:
                 data_dir: str | None) -> list[str]:
     argv = ["--entry", run.entry, "--output-dir", str(local.run_dir), "--resume", "latest",
             "--checkpoint-every", str(run.checkpoint_every), "--time-limit", f"{max(seconds, 0):.0f}", "--grid-n", "0",
-            "--data-dir", data_dir or str((REPO_ROOT / spec.data_dir).resolve()), *start_args]
+            "--data-dir", dataset_dir(spec, data_dir), *start_args]
     for item in run.overrides:
         argv += ["--set", item]
     return argv
@@ -322,7 +327,7 @@ def run_slice(run: RunSpec, spec: CampaignSpec, seconds: float, *, device: str =
         shutil.rmtree(local.run_dir, ignore_errors=True)
         local.folder.mkdir(parents=True, exist_ok=True)
         local.info_path.write_text(json.dumps({"argv": start_args, "steps_before": steps_before, "start": start}))
-    data = data_dir or str((REPO_ROOT / spec.data_dir).resolve())
+    data = dataset_dir(spec, data_dir)
     argv = recipe_argv(run, spec, local, start_args, seconds, data)
     step_from = steps_before + local.step()
     log(f"[campaign] {run.name}: {start} at step {step_from}, {seconds / 60:.1f} min on {device}")
@@ -400,6 +405,8 @@ def run_campaign(spec: CampaignSpec, until_s: float, *, device: str = "cpu", onl
 
 # ---------------------------------------------------------------------------------------------------- status
 def status_rows(spec: CampaignSpec) -> list[dict]:
+    from .registry import get_entry
+
     rows = []
     for i, run in enumerate(spec.runs):
         ledger = read_ledger(run.entry)
@@ -407,8 +414,6 @@ def status_rows(spec: CampaignSpec) -> list[dict]:
         local = LocalState(state_root(spec) / run.name)
         local_steps = (local.info() or {}).get("steps_before", 0) + local.step() if local.latest_checkpoint() else 0
         last = ledger["slices"][-1] if ledger["slices"] else None
-        from .registry import get_entry
-
         mirror = _mirror_folder(get_entry(run.entry))
         where = (f"local: {local.latest_checkpoint()}" if local.latest_checkpoint() else
                  f"mirror: {mirror}" if mirror else "none (scratch)")
@@ -483,7 +488,7 @@ def pack_data(spec: CampaignSpec, out: Path, data_dir: str | None = None, only: 
             continue
         entry = get_entry(run.entry)
         for split in ("train", "test"):
-            load_tensor(entry, split, data_dir or str((REPO_ROOT / spec.data_dir).resolve()), labels=True)
+            load_tensor(entry, split, dataset_dir(spec, data_dir), labels=True)
             source = _cache_file(entry.data, split, entry.model.input_shape[0])
             target = out / source.relative_to(cache_root())
             target.parent.mkdir(parents=True, exist_ok=True)
