@@ -52,7 +52,7 @@ def test_wrong_size_image_is_refused(tmp_path, capsys):
     path = tmp_path / "big.png"
     Image.fromarray(np.zeros((40, 40), np.uint8), mode="L").save(path)
     assert main(["denoise", "mdsm-mnist-small", "--image", str(path), "-o", str(tmp_path / "d.png")]) == 2
-    assert "larger than pad_to=32" in capsys.readouterr().err
+    assert "40x40 pixels; mdsm-mnist-small takes 32x32 images" in capsys.readouterr().err
     assert not (tmp_path / "d.png").exists()
 
 

@@ -16,7 +16,7 @@ import sys
 import warnings
 from pathlib import Path
 
-from zoo.argtypes import non_negative_int, positive_float, positive_int
+from zoo.argtypes import non_negative_int, port, positive_float, positive_int
 
 COMPILE = {"auto": "auto", "on": True, "off": False}  # the --compile flag -> EnergyModel.sample(compile=...)
 MASKS = ("left", "right", "top", "bottom", "center", "centre", "random50")  # zoo.evaluation.restoration.ALL_MASKS
@@ -29,39 +29,21 @@ def _load_model(args):
 
 
 def _save_grid(x, path: str, data_range, nrow: int) -> None:
-    from torchvision.utils import save_image
+    from zoo.data import grid_image
 
-    lo, hi = data_range
-    save_image(((x.detach().float().cpu() - lo) / (hi - lo)).clamp(0, 1), path, nrow=nrow, padding=2)
+    grid_image(x, data_range, nrow).save(path)
     print(f"wrote {path}")
 
 
 def _inputs(args, model):
     """Images from --image files or from the entry's dataset (--split, --index, -n)."""
-    import numpy as np
-    from PIL import Image, UnidentifiedImageError
-
-    from zoo.data import _to_array, load_tensor, preprocess
+    from zoo.data import images_to_tensor, load_tensor
     from zoo.errors import InputError
     from zoo.registry import get_entry
 
     entry = get_entry(args.name)
     if args.image:
-        mode = "L" if model.input_shape[0] == 1 else "RGB"
-        arrays = []
-        for p in args.image:
-            try:
-                arrays.append(_to_array(Image.open(p).convert(mode), entry.data.resize))
-            except (OSError, UnidentifiedImageError) as err:
-                raise InputError(f"--image {p}: not a readable image ({err})") from None
-        shapes = {a.shape for a in arrays}
-        if len(shapes) != 1:
-            raise InputError(f"--image files have different sizes {sorted(shapes)}")
-        x = preprocess(np.stack(arrays), entry.data, model.data_range)
-        if tuple(x.shape[1:]) != model.input_shape:
-            raise InputError(f"image(s) give shape {tuple(x.shape[1:])} after the entry's preprocessing; "
-                             f"{args.name} expects {model.input_shape}")
-        return x
+        return images_to_tensor(args.image, entry, model.data_range, names=[f"--image {p}" for p in args.image])
     x = load_tensor(entry, args.split, args.data_dir, limit=args.index + args.n)
     if len(x) <= args.index:
         raise InputError(f"--index {args.index} is past the end of the {args.split!r} split ({len(x)} images)")
@@ -128,6 +110,20 @@ def cmd_inpaint(args) -> None:
 
     lo = model.config["data_range"][0]
     _save_grid(torch.cat([x, mask * x + (1 - mask) * lo, filled]), args.output, model.config["data_range"], nrow=len(x))
+
+
+def cmd_demo(args) -> None:
+    try:
+        import gradio  # noqa: F401
+        import matplotlib  # noqa: F401
+    except ImportError as err:
+        from zoo.errors import ZooError
+
+        raise ZooError(f"zoo demo needs the demo extra ({err.name} is missing): pip install -e '.[demo]'") from None
+    from zoo.demo import launch
+
+    print(f"zoo demo: http://{args.host}:{args.port} (Ctrl-C stops it)")
+    launch(args.entries, data_dir=args.data_dir, port=args.port, host=args.host, device=args.device)
 
 
 def cmd_parzen(args) -> None:
@@ -342,6 +338,14 @@ def build_parser() -> argparse.ArgumentParser:
     c = csub.add_parser("unpack", help="take packed states (from a GPU machine) into the local state folder")
     c.add_argument("folder")
     s.set_defaults(func=cmd_campaign)
+    s = sub.add_parser("demo", help="a local web page over the bundled models: sample, denoise, inpaint, energy, card",
+                       epilog="example: zoo demo --data-dir ../shared/datasets --entries ncebm-mnist mdsm-mnist-small")
+    s.add_argument("--port", type=port, default=7860, help="port (default 7860)")
+    s.add_argument("--host", default="127.0.0.1", help="address to serve on (default: this machine only)")
+    s.add_argument("--entries", nargs="+", default=None, help="entries to show (default: every image entry with bundled weights)")
+    s.add_argument("--data-dir", default=None, help="dataset mirror for the test images (e.g. ../shared/datasets)")
+    s.add_argument("--device", default="cpu", help="torch device (default: cpu)")
+    s.set_defaults(func=cmd_demo)
     s = sub.add_parser("parzen", help="pick sigma by the Parzen-window validation log-likelihood (DEEN)")
     s.add_argument("name", help="registry entry")
     s.add_argument("--data-dir", default=None, help="local dataset mirror (Hub layout)")

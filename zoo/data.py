@@ -125,6 +125,53 @@ def preprocess(images: np.ndarray, data, data_range: tuple[float, float]) -> tor
     return x.contiguous()
 
 
+def images_to_tensor(images, entry, data_range: tuple[float, float], names: list[str] | None = None) -> torch.Tensor:
+    """PIL images (or image files) -> float (N, C, H, W) in ``data_range``, preprocessed as the entry's dataset is
+    (resize + centre crop, padding). Transparent pixels (RGBA, LA, P with transparency) are composited over black,
+    the background of the zoo's digit datasets; one ``InputError`` names a file that is not an image or an image
+    whose size the entry cannot take."""
+    from PIL import Image, UnidentifiedImageError
+
+    channels, expected = entry.model.input_shape[0], tuple(entry.model.input_shape)
+    names = names or [f"image {i}" for i in range(len(images))]
+    arrays = []
+    for image, name in zip(images, names):
+        try:
+            image = image if isinstance(image, Image.Image) else Image.open(image)
+            image.load()
+        except (OSError, UnidentifiedImageError, ValueError) as err:
+            raise InputError(f"{name}: not a readable image ({err})") from None
+        if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
+            image = Image.alpha_composite(Image.new("RGBA", image.size, (0, 0, 0, 255)), image.convert("RGBA"))
+        arrays.append(_to_array(image.convert("L" if channels == 1 else "RGB"), entry.data.resize))
+    if not arrays:
+        raise InputError("no images given")
+    sizes = sorted({a.shape[:2] for a in arrays})
+    if len(sizes) != 1:
+        raise InputError(f"the images have different sizes {sizes}")
+    try:
+        x = preprocess(np.stack(arrays), entry.data, data_range)
+    except InputError:  # larger than the entry's padding
+        x = None
+    if x is None or tuple(x.shape[1:]) != expected:
+        h, w = sizes[0]
+        raise InputError(f"{names[0] if len(names) == 1 else 'the images'}: {w}x{h} pixels; {entry.name} takes "
+                         f"{expected[2]}x{expected[1]} images" + (" (smaller ones are padded)" if entry.data.pad_to else "")
+                         + ": resize the image first")
+    return x
+
+
+def grid_image(x: torch.Tensor, data_range: tuple[float, float], nrow: int, padding: int = 2):
+    """(N, C, H, W) in ``data_range`` -> one PIL image of the images in rows of ``nrow`` (torchvision's grid)."""
+    from PIL import Image
+    from torchvision.utils import make_grid
+
+    lo, hi = data_range
+    grid = make_grid(((x.detach().float().cpu() - lo) / (hi - lo)).clamp(0, 1), nrow=nrow, padding=padding)
+    arr = (grid.permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
+    return Image.fromarray(arr[:, :, 0] if x.shape[1] == 1 else arr)
+
+
 def load_tensor(entry, split: str = "train", data_dir: str | os.PathLike | None = None, limit: int | None = None,
                 labels: bool = False):
     """Decode a split once into memory: float (N, C, H, W) in the entry's data range, preprocessed; with

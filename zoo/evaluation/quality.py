@@ -18,7 +18,8 @@ from torch import nn
 from ..errors import ConfigError, ZooError
 
 # the evaluation classifier of each dataset (by the dataset's hub id)
-CLASSIFIERS = {"ylecun/mnist": "classifier-mnist", "zalando-datasets/fashion_mnist": "classifier-fashion-mnist"}
+CLASSIFIERS = {"ylecun/mnist": "classifier-mnist", "zalando-datasets/fashion_mnist": "classifier-fashion-mnist",
+               "uoft-cs/cifar10": "classifier-cifar10"}
 
 
 class ClassifierFeatures(nn.Module):

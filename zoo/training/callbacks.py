@@ -31,8 +31,7 @@ def save_sample_grid(model, path: Path, n: int, preset: str | None, seed: int) -
     """n samples from the model's sampler (``preset``) as a PNG grid, with a progress bar; returns the samples. A
     diverging chain is reported and skipped (None): it says something about the model, but must not end a long
     training run."""
-    from torchvision.utils import save_image
-
+    from ..data import grid_image
     from ..errors import ChainDivergedError
 
     try:
@@ -41,9 +40,8 @@ def save_sample_grid(model, path: Path, n: int, preset: str | None, seed: int) -
     except ChainDivergedError as err:
         print(f"warning: no sample grid {path.name}: {err}")
         return None
-    lo, hi = model.data_range
     path.parent.mkdir(parents=True, exist_ok=True)
-    save_image(((samples.float() - lo) / (hi - lo)).clamp(0, 1), path, nrow=int(math.ceil(math.sqrt(n))))
+    grid_image(samples, model.data_range, nrow=int(math.ceil(math.sqrt(n)))).save(path)
     return samples
 
 
