@@ -40,11 +40,15 @@ def test_entries_are_the_bundled_image_models():
 
 
 def test_presets_carry_their_measured_cost(demo):
-    choices = demo.presets(ENTRY)
+    choices, quick = demo.presets(ENTRY)
     assert choices[0][1] == "default" and {"ode10", "ode35"} <= {v for _, v in choices}
     cost = {v: int(re.search(r"(\d+) gradient evaluations", label).group(1)) for label, v in choices}
     assert cost["ode10"] == 19 and cost["ode35"] == 69  # Heun: two evaluations a step, one for the last
     assert demo.seconds_per_evaluation(ENTRY) > 0
+    assert quick == "default"                           # 35 evaluations: seconds on a CPU
+    demo._eval_seconds["mdsm-mnist-small"] = 1.0        # as if each evaluation took a second here
+    _, quick = demo.presets("mdsm-mnist-small")
+    assert quick == "fast"                              # the quickest preset is preselected instead
 
 
 def test_sample_gives_a_grid_a_chain_strip_and_an_energy_trace(demo):
@@ -173,3 +177,10 @@ def test_the_page_samples_in_a_real_browser(shared_data):
     finally:
         app.close()
     assert size and size[0] >= 256 and size[1] >= 256  # a loaded 4x4 grid of the 16 default samples
+
+
+def test_cli_refuses_an_entry_without_weights_before_serving(capsys):
+    from zoo.cli import main
+
+    assert main(["demo", "--entries", "mdsm-cifar10"]) == 2
+    assert "mdsm-cifar10 has no weights yet" in capsys.readouterr().err

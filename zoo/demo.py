@@ -28,6 +28,7 @@ from .registry import _all, get_entry, weights_status
 DISPLAY = 512   # pixels of the longer side of a displayed image (small images are upscaled, nearest)
 FRAMES = 8      # frames of the chain strip
 FILL, KEEP = "fill the painted region", "keep my strokes, fill the rest"
+QUICK_SECONDS = 30  # the page preselects the model's default sampler when 16 samples take less than this here
 
 
 def demo_entries() -> list[str]:
@@ -96,17 +97,18 @@ class Demo:
             self._eval_seconds[name] = time.perf_counter() - start
         return self._eval_seconds[name]
 
-    def presets(self, name: str, n: int = 16) -> list[tuple[str, str]]:
-        """(label, preset) pairs: the default sampler first; each label gives the chain's gradient evaluations and
-        the seconds they take for ``n`` samples, measured on this machine."""
+    def presets(self, name: str, n: int = 16) -> tuple[list[tuple[str, str]], str]:
+        """(label, preset) pairs, the default sampler first, and the preset the page preselects: the default when
+        ``n`` samples take under QUICK_SECONDS here, else the quickest preset. Each label gives the chain's
+        gradient evaluations and the seconds they take for ``n`` samples, measured on this machine."""
         model = self.model(name)
         per_eval = self.seconds_per_evaluation(name, n)
-        choices = []
-        for preset in [None, *sorted(model.sampler_config.get("presets", {}))]:
-            steps = model.sampler(preset).chain_length()
-            choices.append((f"{preset or 'default'} · {steps} gradient evaluations · ~{steps * per_eval:.0f} s for "
-                            f"{n} here", preset or "default"))
-        return choices
+        costs = {preset or "default": model.sampler(preset).chain_length()
+                 for preset in [None, *sorted(model.sampler_config.get("presets", {}))]}
+        choices = [(f"{p} · {steps} gradient evaluations · ~{steps * per_eval:.0f} s for {n} here", p)
+                   for p, steps in costs.items()]
+        quick = "default" if costs["default"] * per_eval < QUICK_SECONDS else min(costs, key=costs.get)
+        return choices, quick
 
     def sample(self, name: str, preset: str, n: int, seed: int):
         """(grid of n samples, the chain of the first 4 as a strip of frames, a plot of the energy along the chain)."""
@@ -304,8 +306,8 @@ def build_app(demo: Demo):
         entry = gr.Dropdown(demo.entries, value=first, label="model", elem_id="entry")
         with gr.Tab("Sample"):
             with gr.Row():
-                preset = gr.Dropdown(demo.presets(first), value="default", label="sampler preset (cost measured here)",
-                                     elem_id="preset")
+                choices, quick = demo.presets(first)
+                preset = gr.Dropdown(choices, value=quick, label="sampler preset (cost measured here)", elem_id="preset")
                 n = gr.Slider(1, 64, value=16, step=1, label="n")
                 seed = gr.Number(0, precision=0, label="seed")
             go = gr.Button("Sample", variant="primary", elem_id="sample-button")
@@ -342,8 +344,11 @@ def build_app(demo: Demo):
             go_e.click(page_errors(demo.energy), [entry, upload_e], [energy_text, histogram])
         with gr.Tab("Card"):
             card = gr.Markdown(demo.card(first))
-        entry.change(lambda name: (gr.Dropdown(choices=demo.presets(name), value="default"), demo.card(name)),
-                     entry, [preset, card])
+        def pick(name):
+            choices, quick = demo.presets(name)
+            return gr.Dropdown(choices=choices, value=quick), demo.card(name)
+
+        entry.change(page_errors(pick), entry, [preset, card])
     return app.queue(default_concurrency_limit=1)
 
 
