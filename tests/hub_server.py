@@ -21,6 +21,8 @@ class HubState:
         self.repos: dict[str, dict[str, bytes]] = {}
         self.truncate: set[str] = set()
         self.stall: float = 0.0  # seconds every request hangs before answering (a server that stops answering)
+        self.fail: dict[str, int] = {}  # filename -> HTTP status every request for it gets (e.g. 500)
+        self.trickle: set[str] = set()  # filenames whose GET body comes one byte every 0.2 s (alive, never done)
         self.requests: list[str] = []
 
     def commit(self, repo_id: str) -> str:
@@ -51,6 +53,11 @@ def make_handler(state: HubState):
             state.requests.append(f"{self.command} {self.path}")
             time.sleep(state.stall)
             m = resolve.match(self.path.split("?")[0])
+            if m and m["path"] in state.fail:
+                self.send_response(state.fail[m["path"]])
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return
             files = state.repos.get(m["repo"]) if m else None
             if not m or files is None or m["path"] not in files:
                 self.send_response(404)
@@ -65,6 +72,12 @@ def make_handler(state: HubState):
             self.send_header("Content-Length", str(len(data)))
             self.send_header("Content-Type", "application/octet-stream")
             self.end_headers()
+            if not head and m["path"] in state.trickle:
+                for i in range(len(data)):
+                    self.wfile.write(data[i:i + 1])
+                    self.wfile.flush()
+                    time.sleep(0.2)
+                return
             if not head:
                 self.wfile.write(data[: len(data) // 2] if m["path"] in state.truncate else data)
                 if m["path"] in state.truncate:

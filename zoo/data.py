@@ -68,12 +68,12 @@ def _probe_hub(hub_id: str) -> None:
     ``datasets``' retries. Skipped with ``HF_HUB_OFFLINE=1`` (``datasets`` then uses its cache)."""
     from huggingface_hub import constants, get_hf_file_metadata, hf_hub_url
 
-    from .hub import bounded_hub_calls
+    from .hub import bounded_hub_call
 
     if constants.is_offline_mode():
         return
-    with bounded_hub_calls() as seconds:
-        get_hf_file_metadata(hf_hub_url(hub_id, "README.md", repo_type="dataset"), timeout=seconds)
+    bounded_hub_call(lambda seconds: get_hf_file_metadata(hf_hub_url(hub_id, "README.md", repo_type="dataset"),
+                                                          timeout=seconds), f"the probe of dataset {hub_id!r}")
 
 
 def load_split(data, split: str = "train", data_dir: str | os.PathLike | None = None):

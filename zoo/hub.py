@@ -11,8 +11,8 @@ Resolution order:
 3. the Hub through ``huggingface_hub.hf_hub_download`` (HF cache, ``HF_ENDPOINT``, ``HF_HUB_OFFLINE``).
 
 huggingface_hub only checks sizes, so pinned files are checked against their sha256 here; a mismatching or
-unreadable file is removed from the HF cache before the error is raised. Every Hub request has a bounded
-timeout (``$ZOO_HUB_TIMEOUT`` seconds, default 60).
+unreadable file is removed from the HF cache before the error is raised. Every Hub call (a repo's download, a push)
+is bounded as a whole, retries included: ``$ZOO_HUB_TIMEOUT`` seconds, default 60.
 """
 from __future__ import annotations
 
@@ -22,11 +22,12 @@ import json
 import os
 import shutil
 import tempfile
+import threading
 from pathlib import Path
 
 import torch
 from huggingface_hub import HfApi, get_hf_file_metadata, hf_hub_download, hf_hub_url
-from huggingface_hub.errors import EntryNotFoundError, HFValidationError
+from huggingface_hub.errors import EntryNotFoundError, HFValidationError, LocalEntryNotFoundError
 from huggingface_hub.utils import close_session, set_client_factory, validate_repo_id
 
 from .errors import ConfigError, HubError, InputError, WeightsIntegrityError, WeightsNotFoundError
@@ -55,10 +56,10 @@ def hub_timeout() -> float:
     return value
 
 
-@contextlib.contextmanager
-def bounded_hub_calls():
-    """huggingface_hub's shared httpx client has no timeout; give it one (via its ``set_client_factory``) for the
-    duration of the zoo's Hub calls, then restore the default."""
+def bounded_hub_call(fn, what: str):
+    """``fn(seconds)`` with the whole call bounded by ``$ZOO_HUB_TIMEOUT`` seconds, huggingface_hub's own retries
+    included: every socket read of its shared httpx client times out by then (via its ``set_client_factory``), and
+    the call runs in a worker thread that is abandoned, its connections closed, when the deadline passes."""
     from huggingface_hub.utils import _http
 
     seconds = hub_timeout()
@@ -68,10 +69,26 @@ def bounded_hub_calls():
         client.timeout = seconds
         return client
 
+    outcome: dict = {}
+
+    def work():
+        try:
+            outcome["value"] = fn(seconds)
+        except BaseException as err:  # handed to the caller's thread
+            outcome["error"] = err
+
     set_client_factory(factory)
     close_session()
+    worker = threading.Thread(target=work, daemon=True, name=f"zoo hub call: {what}")
     try:
-        yield seconds
+        worker.start()
+        worker.join(seconds)
+        if worker.is_alive():
+            raise TimeoutError(f"{what} did not finish within ${TIMEOUT_ENV}={seconds:g} s (the whole call: "
+                               f"connection, retries and transfer; raise ${TIMEOUT_ENV} for a slow connection)")
+        if "error" in outcome:
+            raise outcome["error"]
+        return outcome["value"]
     finally:
         set_client_factory(_http.default_client_factory)
         close_session()
@@ -145,21 +162,26 @@ def resolve_pretrained(
             if (candidate / CONFIG_NAME).is_file():
                 _verify(candidate, sha256, cached=False)
                 return candidate, False
-    folder = None
+
+    def download(seconds: float) -> Path:
+        # one metadata request first: a server that stopped answering fails at once, not through the retries
+        get_hf_file_metadata(hf_hub_url(repo_id, CONFIG_NAME, revision=revision), token=token, timeout=seconds)
+        folder = None
+        for filename in REPO_FILES:
+            try:
+                path = hf_hub_download(repo_id, filename, revision=revision, cache_dir=cache_dir, token=token,
+                                       etag_timeout=seconds)
+            except EntryNotFoundError as err:
+                # a repo without a card or sampler config still loads; but a file that could not be fetched
+                # (HTTP 5xx, a timeout: huggingface_hub's LocalEntryNotFoundError) is a failure, not an absence
+                if filename in OPTIONAL_FILES and not isinstance(err, LocalEntryNotFoundError):
+                    continue
+                raise
+            folder = Path(path).parent
+        return folder
+
     try:
-        with bounded_hub_calls() as seconds:
-            # one metadata request with our timeout first: hf_hub_download's own retries would wait minutes
-            # on a server that stopped answering
-            get_hf_file_metadata(hf_hub_url(repo_id, CONFIG_NAME, revision=revision), token=token, timeout=seconds)
-            for filename in REPO_FILES:
-                try:
-                    path = hf_hub_download(repo_id, filename, revision=revision, cache_dir=cache_dir, token=token,
-                                           etag_timeout=seconds)
-                except EntryNotFoundError:
-                    if filename in OPTIONAL_FILES:  # a repo without a card or sampler config still loads
-                        continue
-                    raise
-                folder = Path(path).parent
+        folder = bounded_hub_call(download, f"the download of {repo_id!r}")
     except Exception as err:  # network down, offline mode, 404, timeout, truncated transfer, ...
         skipped = "" if revision is None or revision == mirror_revision else f" (mirrors hold only revision {mirror_revision or 'main'}: skipped)"
         raise WeightsNotFoundError(
@@ -215,6 +237,19 @@ def _split_legacy(config: dict) -> tuple[dict, dict | None]:
     return config, ({"default": default, "presets": presets} if default is not None else None)
 
 
+@contextlib.contextmanager
+def _purged_if_malformed(path: Path, cached: bool):
+    """A downloaded file that does not parse is removed from the HF cache (its snapshot entry would otherwise be
+    served again for the same commit), and the error says so."""
+    try:
+        yield
+    except ConfigError as err:
+        if not cached:
+            raise
+        purge_cached(path)
+        raise ConfigError(f"{err} (the downloaded file was removed from the cache; retry the download)") from None
+
+
 def load_model(cls, name_or_path, *, revision: str | None = None, sha256: dict[str, str] | None = None,
                mirror=None, mirror_revision: str | None = None, device=None, dtype=None, cache_dir=None, token=None):
     """Build ``cls`` from a resolved folder and load its weights strictly."""
@@ -222,12 +257,14 @@ def load_model(cls, name_or_path, *, revision: str | None = None, sha256: dict[s
 
     folder, cached = resolve_pretrained(name_or_path, revision=revision, sha256=sha256, mirror=mirror,
                                         mirror_revision=mirror_revision, cache_dir=cache_dir, token=token)
-    config, legacy_sampler = _split_legacy(read_json(folder / CONFIG_NAME))
-    parse_model_config(config, str(folder / CONFIG_NAME))
+    with _purged_if_malformed(folder / CONFIG_NAME, cached):
+        config, legacy_sampler = _split_legacy(read_json(folder / CONFIG_NAME))
+        parse_model_config(config, str(folder / CONFIG_NAME))
     sampler_file = folder / SAMPLER_CONFIG_NAME
-    sampler_config = read_json(sampler_file) if sampler_file.is_file() else legacy_sampler
-    if sampler_config is not None:
-        build(SamplerSpec, sampler_config, str(sampler_file))
+    with _purged_if_malformed(sampler_file, cached):
+        sampler_config = read_json(sampler_file) if sampler_file.is_file() else legacy_sampler
+        if sampler_config is not None:
+            build(SamplerSpec, sampler_config, str(sampler_file))
     model = cls(config, sampler_config=sampler_config)
     try:
         state = load_file(str(folder / WEIGHTS_NAME))
@@ -252,11 +289,13 @@ def push_folder_to_hub(folder: str | os.PathLike, repo_id: str, *, token: str | 
     """Create ``repo_id`` if needed and upload the repo files; returns the commit URL."""
     check_repo_id(repo_id)
     try:
-        with bounded_hub_calls():
+        def push(seconds: float):
             api = HfApi(token=token)
             api.create_repo(repo_id, private=private, exist_ok=True)
-            info = api.upload_folder(folder_path=str(folder), repo_id=repo_id, revision=revision,
+            return api.upload_folder(folder_path=str(folder), repo_id=repo_id, revision=revision,
                                      commit_message=commit_message, allow_patterns=list(REPO_FILES))
+
+        info = bounded_hub_call(push, f"the push to {repo_id!r}")
     except Exception as err:
         raise HubError(f"push of {folder} to {repo_id!r} failed: {type(err).__name__}: {err}") from err
     return str(info)
