@@ -29,3 +29,10 @@ non_negative_int = number(int, 0, strict=False)
 positive_float = number(float, 0, strict=True)
 non_negative_float = number(float, 0, strict=False)
 port = number(int, 0, strict=True, below=65536)
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse with a usage error in one line (the command, the message, where to read more), exit status 2."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")

@@ -16,7 +16,7 @@ import sys
 import warnings
 from pathlib import Path
 
-from zoo.argtypes import non_negative_int, port, positive_float, positive_int
+from zoo.argtypes import OneLineParser, non_negative_int, port, positive_float, positive_int
 
 COMPILE = {"auto": "auto", "on": True, "off": False}  # the --compile flag -> EnergyModel.sample(compile=...)
 MASKS = ("left", "right", "top", "bottom", "center", "centre", "random50")  # zoo.evaluation.restoration.ALL_MASKS
@@ -226,7 +226,7 @@ def cmd_campaign(args) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="zoo", description="ebm-zoo: pretrained energy-based models",
+    p = OneLineParser(prog="zoo", description="ebm-zoo: pretrained energy-based models",
                                 epilog="examples: zoo list; zoo sample mdsm-mnist-small -n 16 -o grid.png; zoo info mdsm-mnist")
     sub = p.add_subparsers(dest="command", required=True)
     s = sub.add_parser("list", help="list registry entries and their weights status")
@@ -242,7 +242,7 @@ def build_parser() -> argparse.ArgumentParser:
         s.add_argument("--revision", default=None, help="Hub revision (default: the entry's pinned one)")
         s.add_argument("--device", default="cpu", help="torch device, e.g. cpu, cuda, cuda:1 (default: cpu)")
         s.add_argument("--dtype", default="float32", choices=["float32", "float64"], help="model dtype")
-        s.add_argument("--seed", type=int, default=0, help="seed of the chain's generator (on --device)")
+        s.add_argument("--seed", type=non_negative_int, default=0, help="seed of the chain's generator (on --device)")
 
     def compile_arg(s):
         s.add_argument("--compile", default="auto", choices=list(COMPILE),
@@ -257,7 +257,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("sample", help="sample a PNG grid", epilog="example: zoo sample mdsm-mnist --preset fast -n 16 -o grid.png")
     model_args(s)
-    s.add_argument("-n", type=int, default=64, help="number of samples (default 64; checked by sample())")
+    s.add_argument("-n", type=positive_int, default=64, help="number of samples (default 64)")
     s.add_argument("--nrow", type=positive_int, default=None, help="images per grid row (default: square)")
     s.add_argument("--preset", default=None, help="sampler preset (`zoo info NAME` lists them; MDSM: fast, medium, steps300, paper, lin, langevin)")
     s.add_argument("--step-size", type=positive_float, default=None, help="override the sampler's step size eps")
@@ -288,7 +288,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--device", default="cpu", help="torch device")
     s.add_argument("--dtype", default="float32", choices=["float32", "float64"])
     s.add_argument("--revision", default=None)
-    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--seed", type=non_negative_int, default=0)
     s.set_defaults(func=cmd_ood)
     s = sub.add_parser("eval", help="measure a model (sample quality, likelihood, denoising, inpainting, OOD, energy "
                        "ranking), write model_cards/<entry>.eval.json and regenerate its card",
@@ -312,7 +312,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--device", default="cpu", help="torch device")
     s.add_argument("--dtype", default="float32", choices=["float32", "float64"])
     s.add_argument("--revision", default=None)
-    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--seed", type=non_negative_int, default=0)
     s.set_defaults(func=cmd_eval)
     s = sub.add_parser("campaign", help="the weights campaign: resumable, time-boxed training of campaign.yaml's runs",
                        epilog="examples: zoo campaign status; zoo campaign run --until 150m; "

@@ -24,10 +24,17 @@ def _dtype(dtype):
 
 
 def _device(device):
+    if device is None:
+        return None
     try:
-        return None if device is None else torch.device(device)
+        device = torch.device(device)
     except (RuntimeError, TypeError) as err:
         raise InputError(f"unknown device {device!r}: {err}") from None
+    if device.type == "cuda" and not (torch.cuda.is_available() and (device.index or 0) < torch.cuda.device_count()):
+        raise InputError(f"device {str(device)!r} is not available here ({torch.cuda.device_count()} CUDA devices)")
+    if device.type == "meta":
+        raise InputError("the meta device holds no weights: use cpu or cuda")
+    return device
 
 
 def _no_weights_message(entry) -> str:

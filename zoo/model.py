@@ -20,7 +20,7 @@ from torch import nn
 from .energies import build_network
 from .errors import ConfigError, InputError
 from .hub import load_model, push_model, save_folder
-from .sampling import Clamp, SamplerOutput, build_sampler, energy_and_grad
+from .sampling import Clamp, Sampler, SamplerOutput, build_sampler, energy_and_grad
 from .sampling.compiled import compile_network, frozen_parameters, should_compile
 from .schema import parse_model_config
 
@@ -29,6 +29,7 @@ RANGE_SLACK = 16.0
 # sample(n) without batch_size runs chains in micro-batches of at most this many; an output larger than
 # MAX_OUTPUT_BYTES is refused before any work, with the memory it would need.
 AUTO_BATCH, MAX_OUTPUT_BYTES = 1024, 16 << 30
+MAX_CHAIN_LENGTH = 10**6  # gradient evaluations per chain: 370x the papers' longest (2,700)
 
 
 def _positive_int(name: str, value, allow_none: bool = False) -> None:
@@ -36,6 +37,22 @@ def _positive_int(name: str, value, allow_none: bool = False) -> None:
         return
     if not isinstance(value, int) or isinstance(value, bool) or value < 1:
         raise InputError(f"{name} must be an integer >= 1, got {value!r}")
+
+
+def _seed(value) -> None:
+    if value is not None and (not isinstance(value, int) or isinstance(value, bool) or not 0 <= value < 2**63):
+        raise InputError(f"seed must be an integer in [0, 2**63), got {value!r}")
+
+
+def _sigma(value) -> float:
+    """A noise level: a finite number > 0 (a Python or 0-d tensor number)."""
+    try:
+        sigma = float(value)
+    except (TypeError, ValueError, RuntimeError):
+        sigma = math.nan
+    if isinstance(value, bool) or not (math.isfinite(sigma) and sigma > 0):
+        raise InputError(f"sigma must be a finite number > 0, got {value!r}")
+    return sigma
 
 
 class EnergyModel(nn.Module):
@@ -89,6 +106,8 @@ class EnergyModel(nn.Module):
             raise InputError(f"{name} has shape {tuple(x.shape)}; expected (B, {', '.join(map(str, self.input_shape))})")
         if x.shape[0] == 0:
             raise InputError(f"{name} is an empty batch (shape {tuple(x.shape)})")
+        if x.device.type == "meta":
+            raise InputError(f"{name} is on the meta device: it has no values")
         if not torch.isfinite(x).all():
             raise InputError(f"{name} contains NaN or inf values")
         lo, hi = self._bounds()
@@ -125,9 +144,7 @@ class EnergyModel(nn.Module):
             return self.net
         if not self.noise_conditional:
             raise InputError(f"sigma= is for noise-conditional energies; {self.config.get('entry')} models one density")
-        sigma = self.sigma0 if sigma is None else float(sigma)
-        if not (math.isfinite(sigma) and sigma > 0):
-            raise InputError(f"sigma must be a finite number > 0, got {sigma}")
+        sigma = self.sigma0 if sigma is None else _sigma(sigma)
         return lambda x: self.net(x, sigma)
 
     def energy(self, x: torch.Tensor, sigma: float | None = None) -> torch.Tensor:
@@ -146,15 +163,18 @@ class EnergyModel(nn.Module):
         """Single-step denoising jump x - sigma^2 grad E(x) (sigma defaults to the model's sigma0); a noise-conditional
         energy takes the gradient at that sigma (Tweedie at any sigma); networks with a denoiser of their own
         (Denoising-EBM's DAE reconstruction r(x, sigma)) use it."""
-        sigma = self.sigma0 if sigma is None else float(sigma)
-        if not (math.isfinite(sigma) and sigma > 0):
-            raise InputError(f"sigma must be a finite number > 0, got {sigma}")
+        sigma = self.sigma0 if sigma is None else _sigma(sigma)
         x = self.check_input(x)
         if hasattr(self.net, "denoise"):
             with torch.no_grad():
-                return self.net.denoise(x, sigma)
-        fn = self._energy_fn(sigma if self.noise_conditional else None)
-        return (x - sigma**2 * energy_and_grad(fn, x)[1]).detach()
+                out = self.net.denoise(x, sigma)
+        else:
+            fn = self._energy_fn(sigma if self.noise_conditional else None)
+            out = (x - sigma**2 * energy_and_grad(fn, x)[1]).detach()
+        if not torch.isfinite(out).all():
+            raise InputError(f"denoise at sigma={sigma:g} gives non-finite values: sigma is far outside the noise "
+                             f"levels this model knows (its sigma0 is {self.sigma0:g})")
+        return out
 
     def sampler(self, preset: str | None = None, **overrides):
         """The default sampler of sampler_config.json, or a named preset, with keyword overrides (any registered
@@ -185,12 +205,19 @@ class EnergyModel(nn.Module):
                progress=True, compile="auto", **overrides):
         """Shared by sample() and inpaint()."""
         _positive_int("batch_size", batch_size, allow_none=True)
+        _seed(seed)
         if return_trajectory:
             _positive_int("trajectory_every", trajectory_every)
+        if sampler is not None and not isinstance(sampler, Sampler):
+            raise InputError(f"sampler= must be a zoo sampler (chain_length() and run(...): zoo.sampling.Sampler), "
+                             f"got {type(sampler).__name__}")
         sampler = sampler or self.sampler(preset, **overrides)
+        if sampler.chain_length() > MAX_CHAIN_LENGTH:
+            raise InputError(f"this sampler's chain is {sampler.chain_length():,} gradient evaluations long (limit "
+                             f"{MAX_CHAIN_LENGTH:,}): check its steps")
         if generator is None and seed is not None:
             generator = torch.Generator(device=self.device).manual_seed(seed)
-        length = sampler.chain_length() if hasattr(sampler, "chain_length") else 0
+        length = sampler.chain_length()
         net = self.compiled_net() if should_compile(compile, self.device, length) else self.net
         with frozen_parameters(self.net):
             out = sampler.run(net, n, self.input_shape, sigma0=self.sigma0, device=self.device, dtype=self.dtype,

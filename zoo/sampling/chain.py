@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Callable, Sequence
+from typing import Callable, Protocol, Sequence, runtime_checkable
 
 import torch
 from tqdm.auto import tqdm
@@ -26,6 +26,20 @@ class SamplerOutput:
     temperatures: torch.Tensor | None = None
     accept_rate: float | None = None  # Metropolis kernels: the mean acceptance over steps and chains
     extras: dict = field(default_factory=dict)
+
+
+@runtime_checkable
+class Sampler(Protocol):
+    """What ``EnergyModel.sample`` / ``inpaint`` need of a sampler (every registered sampler is one)."""
+
+    def chain_length(self) -> int:
+        """Energy-gradient evaluations per chain: the sampler's cost."""
+
+    def run(self, energy_fn, n: int, shape: tuple[int, ...], *, sigma0: float, device=None, dtype=None,
+            generator: torch.Generator | None = None, clamp: "Clamp | None" = None, batch_size: int | None = None,
+            bounds: tuple[float, float] | None = None, trajectory_every: int | None = None,
+            record_energy: bool = False, progress: bool = True) -> SamplerOutput:
+        """n chains of the given shape."""
 
 
 @dataclass

@@ -10,7 +10,7 @@ import sys
 
 import yaml
 
-from ..argtypes import non_negative_float, non_negative_int, number, positive_float, positive_int
+from ..argtypes import OneLineParser, non_negative_float, non_negative_int, number, positive_float, positive_int
 from ..errors import ConfigError
 from ..registry import get_entry
 from ..schema import Entry, parse_entry
@@ -20,7 +20,7 @@ _decay = number(float, 0, strict=False, below=1)
 
 
 def build_parser(family: str) -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = OneLineParser(
         description=f"Train a zoo entry of the {family!r} family with Accelerate.",
         epilog=f"example: accelerate launch recipes/{family}.py --entry <entry> --data-dir ../shared/datasets")
     p.add_argument("--entry", required=True, help="registry entry (see `zoo list`)")
