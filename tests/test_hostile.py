@@ -151,3 +151,70 @@ def test_the_recipes_refuse_bad_numbers_in_one_line(flag, capsys):
             parser.parse_args(["--entry", "ebm-2d-gmm-ml", f"{flag}={value}"])
         err = capsys.readouterr().err
         assert exit_.value.code == 2 and err.count("\n") == 1 and flag in err, (flag, value, err)
+
+
+# ---------------------------------------------------------------------------- hostile files and configs
+@pytest.fixture
+def folder(tmp_path):
+    torch.manual_seed(0)
+    return tiny_model().eval().save_pretrained(tmp_path / "tiny")
+
+
+def edit_config(folder, **changes):
+    import json
+
+    config = json.loads((folder / "config.json").read_text())
+    for key, value in changes.items():
+        target = config
+        *path, last = key.split(".")
+        for part in path:
+            target = target[part]
+        target[last] = value
+    (folder / "config.json").write_text(json.dumps(config))
+
+
+def test_weights_holding_nan_are_refused(folder):
+    from safetensors.torch import load_file, save_file
+
+    state = load_file(folder / "model.safetensors")
+    name = sorted(state)[0]
+    state[name] = state[name].clone()
+    state[name].view(-1)[0] = math.nan
+    save_file(state, folder / "model.safetensors")
+    with pytest.raises(zoo.WeightsIntegrityError, match=f"NaN or inf values in \\['{name}'\\]"):
+        zoo.load(folder)
+
+
+@pytest.mark.parametrize("key, value", [("data_range", [0, math.inf]), ("data_range", [1, 0]), ("sigma0", math.nan),
+                                        ("sigma0", True)])
+def test_a_config_with_non_finite_or_inverted_numbers_is_refused(folder, key, value):
+    edit_config(folder, **{key: value})
+    with pytest.raises(zoo.ConfigError, match=key):
+        zoo.load(folder)
+
+
+def test_an_architecture_larger_than_its_weights_is_refused_before_allocating(folder):
+    import time
+
+    edit_config(folder, **{"architecture.width": 4096})  # ~1000x the parameters: gigabytes if it were built
+    start = time.time()
+    with pytest.raises(zoo.WeightsIntegrityError, match="does not fit the architecture.*shapes differ"):
+        zoo.load(folder)
+    assert time.time() - start < 2
+
+
+@pytest.mark.parametrize("hidden, message", [([-8], "negative dimension"), ([0], "empty layer")])
+def test_impossible_sizes_are_one_config_error(hidden, message):
+    from zoo.energies import build_network
+
+    with pytest.raises(zoo.ConfigError, match=message):
+        build_network({"class": "MLPEnergy", "hidden": hidden}, [2])
+
+
+def test_init_from_another_architecture_is_refused(tmp_path):
+    from conftest import REPO_ROOT
+    from zoo.training import main
+
+    with pytest.raises(zoo.ConfigError, match="its architecture"):  # an MLP of widths 32 where the entry has 64
+        main("ebm", ["--entry", "ebm-2d-gmm-ml", "--max-steps", "1", "--output-dir", str(tmp_path / "run"),
+                     "--init-from", str(REPO_ROOT / "hub_mirror" / "ebm-zoo" / "deen-2d-gmm")])

@@ -237,6 +237,31 @@ def _split_legacy(config: dict) -> tuple[dict, dict | None]:
     return config, ({"default": default, "presets": presets} if default is not None else None)
 
 
+def _check_shapes(cls, config: dict, weights: Path, cached: bool) -> None:
+    """Compare the tensor shapes in the weights file's header with those of the architecture, built on the meta
+    device (no memory), before anything is allocated: a config.json far larger than its weights is refused at once."""
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(weights), framework="pt") as f:
+            stored = {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}
+    except Exception as err:
+        if cached:
+            purge_cached(weights)
+        raise WeightsIntegrityError(f"{weights} is not a readable safetensors file: {err}"
+                                    + (" (removed from the cache; retry the download)" if cached else "")) from None
+    with torch.device("meta"):
+        skeleton = cls(config)
+    expected = {k: tuple(v.shape) for k, v in skeleton.net.state_dict().items()}
+    wrong = sorted(k for k in expected.keys() & stored.keys() if expected[k] != stored[k])
+    missing, unexpected = sorted(expected.keys() - stored.keys()), sorted(stored.keys() - expected.keys())
+    if wrong or missing or unexpected:
+        detail = "; ".join(part for part in (
+            wrong and f"shapes differ for {wrong[:3]} (config {expected[wrong[0]]} vs file {stored[wrong[0]]})",
+            missing and f"missing {missing[:3]}", unexpected and f"unexpected {unexpected[:3]}") if part)
+        raise WeightsIntegrityError(f"{weights} does not fit the architecture in {CONFIG_NAME}: {detail}")
+
+
 @contextlib.contextmanager
 def _purged_if_malformed(path: Path, cached: bool):
     """A downloaded file that does not parse is removed from the HF cache (its snapshot entry would otherwise be
@@ -265,14 +290,13 @@ def load_model(cls, name_or_path, *, revision: str | None = None, sha256: dict[s
         sampler_config = read_json(sampler_file) if sampler_file.is_file() else legacy_sampler
         if sampler_config is not None:
             build(SamplerSpec, sampler_config, str(sampler_file))
+    _check_shapes(cls, config, folder / WEIGHTS_NAME, cached)
     model = cls(config, sampler_config=sampler_config)
-    try:
-        state = load_file(str(folder / WEIGHTS_NAME))
-    except Exception as err:
-        if cached:
-            purge_cached(folder / WEIGHTS_NAME)
-        raise WeightsIntegrityError(f"{folder / WEIGHTS_NAME} is not a readable safetensors file: {err}"
-                                    + (" (removed from the cache; retry the download)" if cached else "")) from None
+    state = load_file(str(folder / WEIGHTS_NAME))
+    bad = [k for k, v in state.items() if v.is_floating_point() and not torch.isfinite(v).all()]
+    if bad:
+        raise WeightsIntegrityError(f"{folder / WEIGHTS_NAME} holds NaN or inf values in {bad[:3]}"
+                                    + (" and more" if len(bad) > 3 else "") + ": refused")
     reference = model.net.state_dict()
     try:
         model.net.load_state_dict({k: v.to(reference[k].dtype) if k in reference else v for k, v in state.items()},

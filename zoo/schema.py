@@ -12,6 +12,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import json
+import math
 import types
 import typing
 from dataclasses import dataclass, field
@@ -74,6 +75,10 @@ def build(cls, data: Any, where: str):
     return obj
 
 
+def _finite_number(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
 @dataclass
 class ModelSpec:
     """What goes into config.json (sha-pinned with the weights)."""
@@ -86,11 +91,11 @@ class ModelSpec:
     def validate(self, where: str) -> None:
         if not self.input_shape or not all(isinstance(d, int) and d > 0 for d in self.input_shape):
             raise ConfigError(f"{where}.input_shape must be a list of positive integers, got {self.input_shape}")
-        if (len(self.data_range) != 2 or not all(isinstance(v, (int, float)) for v in self.data_range)
+        if (len(self.data_range) != 2 or not all(_finite_number(v) for v in self.data_range)
                 or not self.data_range[0] < self.data_range[1]):
-            raise ConfigError(f"{where}.data_range must be [low, high] with low < high, got {self.data_range}")
-        if not self.sigma0 > 0:
-            raise ConfigError(f"{where}.sigma0 must be > 0, got {self.sigma0}")
+            raise ConfigError(f"{where}.data_range must be [low, high], finite, with low < high, got {self.data_range}")
+        if not (_finite_number(self.sigma0) and self.sigma0 > 0):
+            raise ConfigError(f"{where}.sigma0 must be a finite number > 0, got {self.sigma0}")
         if not isinstance(self.architecture.get("class"), str):
             raise ConfigError(f"{where}.architecture.class must name an architecture, got {self.architecture}")
 

@@ -9,7 +9,10 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from .architectures import ARCHITECTURES
 
+
+@ARCHITECTURES.register("SmallCNNClassifier")
 class SmallCNNClassifier(nn.Module):
     """conv(w) -> conv(w) -> pool -> conv(2w) -> conv(2w) -> pool -> global average -> linear(features) -> classes."""
 

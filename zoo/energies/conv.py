@@ -13,9 +13,11 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from .architectures import ARCHITECTURES
 from .mlp import plus_gaussian_term
 
 
+@ARCHITECTURES.register("ConvEnergy")
 class ConvEnergy(nn.Module):
     def __init__(self, input_shape: list[int], width: int = 16, base_precision: float = 0.0):
         super().__init__()

@@ -18,6 +18,8 @@ from torch import nn
 from torch.func import functional_call
 from torch.nn import functional as F
 
+from .architectures import ARCHITECTURES
+
 
 def _groups(c: int) -> int:
     return math.gcd(8, c)
@@ -114,6 +116,7 @@ def _sq(v: torch.Tensor) -> torch.Tensor:
     return rearrange(v, "b ... -> b (...)").pow(2).sum(1)
 
 
+@ARCHITECTURES.register("DenoisingEBM")
 class DenoisingEBM(nn.Module):
     """The DAE r = g∘f (parameters φ) and the semantic decoder h (parameters γ), with the paper's two energies.
 

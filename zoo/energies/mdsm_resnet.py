@@ -10,6 +10,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from .architectures import ARCHITECTURES
+
 # Block plans: "down" blocks double the width and halve the resolution; "same" blocks keep both.
 DEPTH_PLANS = {
     12: ["down", "same", "down", "same", "down", "same"],
@@ -51,6 +53,7 @@ class QuadraticHead(nn.Module):
         return (self.ln1(h) * self.ln2(h) + self.lq(h * h)).squeeze(1)
 
 
+@ARCHITECTURES.register("MDSMResNet")
 class MDSMResNet(nn.Module):
     """Energy E(x) -> (B,) for square images of shape (B, *input_shape), input_shape = [C, H, W]."""
 

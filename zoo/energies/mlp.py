@@ -8,6 +8,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from .architectures import ARCHITECTURES
+
 
 def tanh_mlp(in_features: int, hidden: list[int], out_features: int) -> nn.Sequential:
     layers, f = [], in_features
@@ -18,6 +20,7 @@ def tanh_mlp(in_features: int, hidden: list[int], out_features: int) -> nn.Seque
     return nn.Sequential(*layers)
 
 
+@ARCHITECTURES.register("MLPEnergy")
 class MLPEnergy(nn.Module):
     """Energy E(x) -> (B,) for inputs of shape (B, *input_shape), flattened. ``base_precision`` > 0 adds a fixed
     Gaussian term base_precision |x|^2 / 2 (a tanh MLP is bounded, so exp(-E) alone has no finite Z on R^d; the

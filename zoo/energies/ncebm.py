@@ -19,6 +19,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from .architectures import ARCHITECTURES
 from .debm import ResBlock
 
 PRECONDITIONINGS = ("edm", "none")
@@ -79,6 +80,7 @@ class UNet(nn.Module):
         return self.out(F.silu(self.out_norm(h)))
 
 
+@ARCHITECTURES.register("NoiseConditionalEnergy")
 class NoiseConditionalEnergy(nn.Module):
     """E(x, σ) -> (B,) for images (B, *input_shape); σ a float or one value per image. ``default_sigma`` is the σ
     used when none is given (the smallest noise level of the model's samplers: E at that σ ranks clean images)."""

@@ -18,7 +18,7 @@ import torch
 from tqdm.auto import tqdm
 
 from ..data import load_tensor, random_hflip
-from ..errors import TrainingDivergedError, ZooError
+from ..errors import ConfigError, TrainingDivergedError, ZooError
 from ..model import EnergyModel
 from ..objectives import ObjectiveContext, build_objective
 from .args import parse_args, run_settings
@@ -158,7 +158,11 @@ def _prepare(accelerator, args):
     memory_format = torch.channels_last if args.channels_last else torch.contiguous_format
     model = EnergyModel(entry.config_json(), sampler_config=entry.sampler_config_json())
     if args.init_from:
-        model.net.load_state_dict(EnergyModel.from_pretrained(args.init_from).net.state_dict(), strict=True)
+        source = EnergyModel.from_pretrained(args.init_from)
+        if source.config["architecture"] != model.config["architecture"]:
+            raise ConfigError(f"--init-from {args.init_from}: its architecture {source.config['architecture']} is not "
+                              f"this entry's {model.config['architecture']}")
+        model.net.load_state_dict(source.net.state_dict(), strict=True)
     net = model.net.to(accelerator.device, memory_format=memory_format)
     objective = objective.to(accelerator.device) if _own_parameters(objective) else objective
     optimizer, scheduler = _build_optimizer(net, objective, args, accelerator)
