@@ -16,7 +16,7 @@ import yaml
 
 import zoo
 from conftest import REPO_ROOT
-from zoo import campaign
+from zoo import campaign, results
 
 # the real ncebm-mnist entry at a tiny size (a test's own overrides, as a campaign run's ``overrides``)
 TINY = ["model.architecture.channels=4", "model.architecture.channel_mult=[1, 2]", "recipe.batch_size=8",
@@ -60,7 +60,7 @@ def sandbox(tmp_path, monkeypatch):
     monkeypatch.setattr(hub, "BUNDLED_MIRROR", mirror)
     notes = tmp_path / "cards"
     notes.mkdir()
-    for module, name in ((campaign, "LEDGER_DIR"), (results, "RESULTS_DIR"), (cards, "NOTES_DIR")):
+    for module, name in ((results, "RESULTS_DIR"), (cards, "NOTES_DIR")):
         monkeypatch.setattr(module, name, notes)
     monkeypatch.setenv("ZOO_CAMPAIGN_DIR", str(tmp_path / "state"))
     monkeypatch.setenv("ZOO_DATA_CACHE", str(tmp_path / "data-cache"))
@@ -99,7 +99,7 @@ def test_two_slices_continue_one_run_exactly_and_publish_the_better_weights(sand
     a, b = load_file(str(zoo_export / "model.safetensors")), load_file(str(resumed_dir / "export" / "model.safetensors"))
     assert all(torch.equal(a[k], b[k]) for k in a)
     # the ledger, the sha pins, the eval JSON and the card; the bundled weights load by name
-    ledger = campaign.read_ledger("ncebm-mnist")
+    ledger = results.read_ledger("ncebm-mnist")
     assert [s["steps_to"] for s in ledger["slices"]] == [1, 6]
     published = ledger["published"]
     assert published["steps"] == (6 if second["published"] else 1)
@@ -121,7 +121,7 @@ def test_a_fresh_machine_warm_starts_from_the_mirror_and_a_worse_eval_publishes_
     shutil.rmtree(paths["state"])  # a new machine: only the committed mirror and ledger remain
     weights = paths["mirror"] / "ebm-zoo" / "ncebm-mnist" / "model.safetensors"
     before = weights.read_bytes()
-    ledger = campaign.read_ledger("ncebm-mnist")
+    ledger = results.read_ledger("ncebm-mnist")
     ledger["published"]["fid"] = 0.0  # nothing can beat it
     campaign.write_ledger("ncebm-mnist", ledger)
     start, argv, steps_before = campaign.start_of(run, campaign.LocalState(paths["state"] / "tiny"), ledger)
@@ -129,7 +129,7 @@ def test_a_fresh_machine_warm_starts_from_the_mirror_and_a_worse_eval_publishes_
     record = campaign.run_slice(run, spec, 0)
     assert record["start"] == "warm start" and record["steps_from"] == 1 and not record["published"]
     assert weights.read_bytes() == before
-    assert campaign.read_ledger("ncebm-mnist")["published"]["fid"] == 0.0
+    assert results.read_ledger("ncebm-mnist")["published"]["fid"] == 0.0
 
 
 def test_the_size_budget_refuses_an_oversized_publish(sandbox):
@@ -139,7 +139,7 @@ def test_the_size_budget_refuses_an_oversized_publish(sandbox):
         campaign.run_slice(spec.runs[0], spec, 0)
     assert not (paths["mirror"] / "ebm-zoo" / "ncebm-mnist").exists()
     assert (paths["entries"] / "ncebm-mnist.yaml").read_text() == (REPO_ROOT / "zoo/entries/ncebm-mnist.yaml").read_text()
-    assert campaign.read_ledger("ncebm-mnist")["published"] is None
+    assert results.read_ledger("ncebm-mnist")["published"] is None
 
 
 def test_the_deadline_is_kept_with_the_export_and_eval_done(sandbox):

@@ -10,8 +10,8 @@ import importlib
 __version__ = "0.3.0"
 
 _EXPORTS = {
-    "load": "loading", "EnergyModel": "model", "compose": "model", "get_entry": "registry", "info": "registry",
-    "list_models": "registry", "list": "registry:list_models", "SamplerOutput": "sampling",
+    "load": "loading", "EnergyModel": "model", "compose": "model", "get_entry": "registry", "info": "listing",
+    "list_models": "listing", "list": "listing:list_models", "SamplerOutput": "sampling",
     **{name: "errors" for name in (
         "ChainDivergedError", "ConfigError", "DatasetNotFoundError", "HubError", "InputError", "NoPretrainedWeightsError",
         "TrainingDivergedError", "UnknownEntryError", "WeightsIntegrityError", "WeightsNotFoundError", "ZooError")},

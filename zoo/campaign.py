@@ -33,11 +33,11 @@ from pathlib import Path
 import yaml
 
 from .errors import ConfigError, ZooError
+from .results import ledger_path, read_ledger, totals
 from .schema import build
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 CAMPAIGN_FILE = REPO_ROOT / "campaign.yaml"
-LEDGER_DIR = REPO_ROOT / "model_cards"
 # What one transfer from a GPU machine may bring back (the device tool's limits).
 TRANSFER_MAX_FILES, TRANSFER_MAX_BYTES = 8, 16 << 20
 MIN_SLICE_S = 10  # no slice is started with less training time than this before the deadline
@@ -123,30 +123,10 @@ def parse_duration(text: str) -> float:
 
 
 # ---------------------------------------------------------------------------------------------------- the ledger
-def ledger_path(entry: str) -> Path:
-    return LEDGER_DIR / f"{entry}.campaign.json"
-
-
-def read_ledger(entry: str) -> dict:
-    path = ledger_path(entry)
-    if not path.is_file():
-        return {"entry": entry, "slices": [], "published": None}
-    return json.loads(path.read_text())
-
-
 def write_ledger(entry: str, ledger: dict) -> None:
     from .hub import write_atomic
 
     write_atomic(ledger_path(entry), lambda p: Path(p).write_text(json.dumps(ledger, indent=1) + "\n"))
-
-
-def totals(ledger: dict) -> dict:
-    """Steps and hours accumulated over every slice, per device kind."""
-    out = {"steps": 0, "cpu_hours": 0.0, "gpu_hours": 0.0}
-    for s in ledger["slices"]:
-        out["steps"] = max(out["steps"], s["steps_to"])
-        out["gpu_hours" if s["device"].startswith("cuda") else "cpu_hours"] += s["hours"]
-    return out
 
 
 # ---------------------------------------------------------------------------------------------------- local state
@@ -532,18 +512,3 @@ def unpack_states(spec: CampaignSpec, folder: Path) -> list[str]:
         write_ledger(run.entry, ledger)
         names.append(run.name)
     return names
-
-
-def history_section(ledger: dict) -> str:
-    """The card's campaign history: every slice with its device, hours, steps and metric."""
-    t = totals(ledger)
-    rows = [f"## Campaign history (`zoo campaign`)", "",
-            f"{t['steps']:,} steps in {t['cpu_hours']:.2f} CPU hours and {t['gpu_hours']:.2f} GPU hours over "
-            f"{len(ledger['slices'])} slices. cFID = `zoo eval`'s classifier-FID of the fp16 weights on n samples "
-            f"(default sampler, seed as in `campaign.yaml`), beside real test images at the same n.", "",
-            "| date (UTC) | device | start | steps | hours | cFID | real data | published |", "|---|---|---|---|---|---|---|---|"]
-    for s in ledger["slices"]:
-        rows.append(f"| {s['date']} | {s['device']} | {s['start']} | {s['steps_from']:,} -> {s['steps_to']:,} | "
-                    f"{s['hours']:.2f} | {s['fid']:.4g} | {s['fid_real_data']:.4g} | {'yes' if s['published'] else 'no'} |")
-    return "\n".join(rows)
-

@@ -189,6 +189,22 @@ def front_section(front: dict, sampler_config: dict) -> str:
     return "\n".join(rows)
 
 
+def history_section(ledger: dict) -> str:
+    """The card's campaign history: every slice with its device, hours, steps and metric."""
+    from .results import totals
+
+    t = totals(ledger)
+    rows = [f"## Campaign history (`zoo campaign`)", "",
+            f"{t['steps']:,} steps in {t['cpu_hours']:.2f} CPU hours and {t['gpu_hours']:.2f} GPU hours over "
+            f"{len(ledger['slices'])} slices. cFID = `zoo eval`'s classifier-FID of the fp16 weights on n samples "
+            f"(default sampler, seed as in `campaign.yaml`), beside real test images at the same n.", "",
+            "| date (UTC) | device | start | steps | hours | cFID | real data | published |", "|---|---|---|---|---|---|---|---|"]
+    for s in ledger["slices"]:
+        rows.append(f"| {s['date']} | {s['device']} | {s['start']} | {s['steps_from']:,} -> {s['steps_to']:,} | "
+                    f"{s['hours']:.2f} | {s['fid']:.4g} | {s['fid_real_data']:.4g} | {'yes' if s['published'] else 'no'} |")
+    return "\n".join(rows)
+
+
 def build_card(config: dict, sampler_config: dict | None = None, entry=None, training: dict | None = None,
                notes: str | None = None, measured: dict | None = None, front: dict | None = None,
                campaign: dict | None = None) -> ModelCard:
@@ -230,7 +246,6 @@ def build_card(config: dict, sampler_config: dict | None = None, entry=None, tra
     if front is not None and sampler_config:
         parts += [front_section(front, sampler_config), ""]
     if campaign is not None and campaign["slices"]:
-        from .campaign import history_section
 
         parts += [history_section(campaign), ""]
     if notes:
@@ -263,7 +278,7 @@ def mirror_card(entry) -> str:
     sampler = read_json(folder / SAMPLER_CONFIG_NAME) if (folder / SAMPLER_CONFIG_NAME).is_file() else entry.sampler_config_json()
     from .results import read_front, read_results
 
-    from .campaign import ledger_path, read_ledger
+    from .results import ledger_path, read_ledger
 
     campaign = read_ledger(entry.name) if ledger_path(entry.name).is_file() else None
     return str(build_card(entry.config_json(), sampler, entry, notes=notes_for(entry.name),

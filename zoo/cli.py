@@ -371,6 +371,11 @@ def main(argv: list[str] | None = None) -> int:
     except ZooError as err:
         print(f"zoo: error: {err}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # `zoo list | head`: the reader left; say nothing more (Python's documented recipe)
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
     return 0
 
 

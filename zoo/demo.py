@@ -23,7 +23,9 @@ from torch.nn import functional as F
 
 from .data import grid_image, images_to_tensor, load_tensor
 from .errors import DatasetNotFoundError, InputError, ZooError
-from .registry import _all, get_entry, weights_status
+from .listing import weights_status
+from . import registry
+from .registry import get_entry
 
 DISPLAY = 512   # pixels of the longer side of a displayed image (small images are upscaled, nearest)
 FRAMES = 8      # frames of the chain strip
@@ -33,7 +35,7 @@ QUICK_SECONDS = 30  # the page preselects the model's default sampler when 16 sa
 
 def demo_entries() -> list[str]:
     """Image entries with weights in the bundled mirror, classifiers left out (they are not generative models)."""
-    return sorted(name for name, e in _all().items()
+    return sorted(name for name, e in registry._all().items()
                   if e.family != "classifier" and e.data.toy is None and weights_status(e) == "mirror")
 
 

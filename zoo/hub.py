@@ -207,11 +207,10 @@ def write_atomic(path: Path, write) -> None:
         raise
 
 
-def save_folder(model, save_directory: str | os.PathLike, *, card: str | None = None, dtype=None) -> Path:
-    """config.json, sampler_config.json, model.safetensors, README.md; refuses non-finite weights."""
+def save_folder(model, save_directory: str | os.PathLike, *, card: str, dtype=None) -> Path:
+    """config.json, sampler_config.json, model.safetensors, README.md (the ``card`` text); refuses non-finite
+    weights."""
     from safetensors.torch import save_file
-
-    from .cards import default_card
 
     state = {k: v.detach().to("cpu", dtype if dtype and v.is_floating_point() else v.dtype).contiguous()
              for k, v in model.net.state_dict().items()}  # integer buffers (BatchNorm's counter) keep their dtype
@@ -225,8 +224,7 @@ def save_folder(model, save_directory: str | os.PathLike, *, card: str | None = 
     for name, payload in ((CONFIG_NAME, model.config), (SAMPLER_CONFIG_NAME, model.sampler_config)):
         text = json.dumps(payload, indent=2, sort_keys=True) + "\n"
         write_atomic(target / name, lambda p, text=text: Path(p).write_text(text))
-    text = card or model.card or default_card(model.config)
-    write_atomic(target / CARD_NAME, lambda p: Path(p).write_text(text))
+    write_atomic(target / CARD_NAME, lambda p: Path(p).write_text(card))
     return target
 
 
@@ -323,14 +321,3 @@ def push_folder_to_hub(folder: str | os.PathLike, repo_id: str, *, token: str | 
     except Exception as err:
         raise HubError(f"push of {folder} to {repo_id!r} failed: {type(err).__name__}: {err}") from err
     return str(info)
-
-
-def push_model(model, repo_id: str, *, token: str | None = None, private: bool | None = None,
-               revision: str | None = None, commit_message: str = "Upload ebm-zoo model", dtype=None) -> str:
-    tmp = Path(tempfile.mkdtemp(prefix="zoo-push-"))
-    try:
-        save_folder(model, tmp / "repo", dtype=dtype)
-        return push_folder_to_hub(tmp / "repo", repo_id, token=token, private=private, revision=revision,
-                                  commit_message=commit_message)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)

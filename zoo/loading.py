@@ -9,7 +9,8 @@ import torch
 from .errors import ConfigError, InputError, NoPretrainedWeightsError
 from .hub import CONFIG_NAME
 from .model import EnergyModel
-from .registry import get_entry, list_models
+from .listing import list_models
+from .registry import get_entry
 
 HF_HUB_PREFIX = "hf-hub:"
 DTYPES = {"float32": torch.float32, "float64": torch.float64, "float16": torch.float16, "bfloat16": torch.bfloat16}

@@ -12,6 +12,7 @@ from __future__ import annotations
 import copy
 import math
 import os
+import tempfile
 from pathlib import Path
 
 import torch
@@ -19,7 +20,7 @@ from torch import nn
 
 from .energies import build_network
 from .errors import ConfigError, InputError
-from .hub import load_model, push_model, save_folder
+from .hub import load_model, push_folder_to_hub, save_folder
 from .sampling import Clamp, Sampler, SamplerOutput, build_sampler, energy_and_grad
 from .sampling.compiled import compile_network, frozen_parameters, should_compile
 from .schema import parse_model_config
@@ -261,16 +262,23 @@ class EnergyModel(nn.Module):
         if isinstance(self.net, WeightedSum):
             raise InputError("a composed model (zoo.compose) has no folder of its own: save each part and compose "
                              "them again after loading")
-        return save_folder(self, save_directory, card=card, dtype=dtype)
+        from .cards import default_card
+
+        return save_folder(self, save_directory, card=card or self.card or default_card(self.config), dtype=dtype)
 
     @classmethod
     def from_pretrained(cls, name_or_path: str | os.PathLike, **kwargs) -> "EnergyModel":
         """Load from a local folder, a mirror or the Hub (``zoo.hub.load_folder``); weights load strictly."""
         return load_model(cls, name_or_path, **kwargs)
 
-    def push_to_hub(self, repo_id: str, **kwargs) -> str:
-        """Upload the Hub-layout files to ``repo_id`` with huggingface_hub (see ``zoo.hub.push_model``)."""
-        return push_model(self, repo_id, **kwargs)
+    def push_to_hub(self, repo_id: str, *, token: str | None = None, private: bool | None = None,
+                    revision: str | None = None, commit_message: str = "Upload ebm-zoo model",
+                    dtype: torch.dtype | None = None) -> str:
+        """Upload the save_pretrained files to ``repo_id`` with huggingface_hub; returns the commit URL."""
+        with tempfile.TemporaryDirectory(prefix="zoo-push-") as tmp:
+            folder = self.save_pretrained(Path(tmp) / "repo", dtype=dtype)
+            return push_folder_to_hub(folder, repo_id, token=token, private=private, revision=revision,
+                                      commit_message=commit_message)
 
 
 class WeightedSum(nn.Module):

@@ -1,16 +1,14 @@
-"""The catalog: one YAML file per entry in ``zoo/entries/`` (typed by ``zoo.schema``). Finds, lists and
-describes entries; builds nothing (``zoo.loading`` does)."""
+"""The catalog: one YAML file per entry in ``zoo/entries/`` (typed by ``zoo.schema``). Reads YAML only: finds and
+returns entries; what exists of their weights and measurements is ``zoo.listing``'s, building is ``zoo.loading``'s."""
 from __future__ import annotations
 
 import difflib
-import os
 from functools import lru_cache
 from pathlib import Path
 
 import yaml
 
 from .errors import ConfigError, UnknownEntryError
-from .hub import mirror_roots
 from .schema import NOT_INHERITED, Entry, deep_merge, parse_entry
 
 ENTRIES_DIR = Path(__file__).resolve().parent / "entries"
@@ -68,28 +66,3 @@ def get_entry(name: str) -> Entry:
         hint = f" Did you mean: {', '.join(close)}?" if close else ""
         raise UnknownEntryError(f"unknown zoo entry {name!r}.{hint} Known entries: {', '.join(sorted(entries))}")
     return entries[name]
-
-
-def weights_status(entry: Entry, mirror: str | os.PathLike | None = None) -> str:
-    if entry.weights is None:
-        return "none (train it: see `zoo info`)"
-    if any((root / entry.weights.repo_id / "config.json").is_file() for root in mirror_roots(mirror)):
-        return "mirror"
-    return "hub"
-
-
-def list_models(family: str | None = None) -> list[dict]:
-    """One row per entry: name, family, dataset, architecture, weights status, headline measured number."""
-    from .results import headline
-
-    return [
-        {"name": name, "family": e.family, "dataset": e.dataset_name(), "architecture": e.model.architecture["class"],
-         "weights": weights_status(e), "measured": headline(name)}
-        for name, e in sorted(_all().items()) if family is None or e.family == family
-    ]
-
-
-def info(name: str) -> dict:
-    """The whole entry as a dict (architecture, sampler, recipe, weights location, reported numbers) + weights status."""
-    entry = get_entry(name)
-    return {**entry.to_dict(), "weights_status": weights_status(entry), "source": entry.source}

@@ -1,5 +1,6 @@
-"""The measured results of bundled weights (``zoo eval`` writes ``model_cards/<entry>.eval.json``): read by the card
-writer and by ``zoo list`` (its headline column). No torch import: ``zoo list`` stays fast."""
+"""The measured results of bundled weights, read by the card writer and by ``zoo list`` (its headline column):
+``zoo eval``'s ``model_cards/<entry>.eval.json`` and the campaign's ledger ``model_cards/<entry>.campaign.json`` (every
+training slice and its measurement). No torch import: ``zoo list`` stays fast."""
 from __future__ import annotations
 
 import json
@@ -39,3 +40,23 @@ def headline(name: str) -> str:
     if "likelihood" in r:
         return f"NLL {r['likelihood']['nll_nats']['quadrature']:.3f} nats/point"
     return "-"
+
+
+def ledger_path(entry: str) -> Path:
+    return RESULTS_DIR / f"{entry}.campaign.json"
+
+
+def read_ledger(entry: str) -> dict:
+    path = ledger_path(entry)
+    if not path.is_file():
+        return {"entry": entry, "slices": [], "published": None}
+    return json.loads(path.read_text())
+
+
+def totals(ledger: dict) -> dict:
+    """Steps and hours accumulated over every slice, per device kind."""
+    out = {"steps": 0, "cpu_hours": 0.0, "gpu_hours": 0.0}
+    for s in ledger["slices"]:
+        out["steps"] = max(out["steps"], s["steps_to"])
+        out["gpu_hours" if s["device"].startswith("cuda") else "cpu_hours"] += s["hours"]
+    return out
