@@ -1,7 +1,7 @@
 """Convert an original MDSM checkpoint (reference code, Res12_Quadratic / Res18_Quadratic saved under
 nn.DataParallel) into a zoo Hub-layout folder (config.json + model.safetensors + README.md).
 
-    python conversion/mdsm_original.py path/to/netE_270000.pt out/ [--entry mdsm-cifar10]
+    python conversion/mdsm_original.py path/to/netE_270000.pt out/ [--entry mdsm-cifar10-resnet18]
 
 The architecture is read off the state-dict keys; anything unknown (e.g. the SE/Swish variant that the
 reference repo's sample.py builds) is refused with the offending keys listed. Files are read with
@@ -67,7 +67,7 @@ def default_entry(arch: dict) -> str:
     channels, side, _ = arch["input_shape"]
     if channels == 1:
         return "mdsm-mnist"
-    return "mdsm-celeba" if side == 64 else "mdsm-cifar10"
+    return "mdsm-celeba-resnet18" if side == 64 else "mdsm-cifar10-resnet18"
 
 
 def convert(checkpoint: str | Path, out_dir: str | Path, entry_name: str | None = None) -> Path:

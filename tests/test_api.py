@@ -96,30 +96,33 @@ def test_unknown_entry_lists_closest_names():
 
 def test_list_shows_mdsm_entries_and_weights_status():
     rows = {r["name"]: r for r in zoo.list()}
-    for name in ("mdsm-mnist", "mdsm-fashion-mnist", "mdsm-cifar10", "mdsm-celeba"):
+    for name in ("mdsm-mnist", "mdsm-fashion-mnist", "mdsm-cifar10", "mdsm-celeba", "mdsm-cifar10-resnet18"):
         assert rows[name]["family"] == "mdsm"
-    assert rows["mdsm-cifar10"]["weights"].startswith("none")
+    assert rows["mdsm-cifar10-resnet18"]["weights"].startswith("none")
     assert not any(name.startswith("_") for name in rows)  # bases for `extends` are not entries
     assert rows["mdsm-mnist"]["weights"] == "mirror"
 
 
 def test_entry_without_weights_is_an_error_unless_random_init_is_asked_for():
     with pytest.raises(zoo.NoPretrainedWeightsError, match="no published weights") as err:
-        zoo.load("mdsm-cifar10")
+        zoo.load("mdsm-cifar10-resnet18")
     assert "--data-dir" in str(err.value) and "pretrained=False" in str(err.value)
     before = torch.random.get_rng_state()
-    m = zoo.load("mdsm-celeba", pretrained=False)
+    m = zoo.load("mdsm-celeba-resnet18", pretrained=False)
     assert torch.equal(before, torch.random.get_rng_state())  # the caller's RNG is untouched
     assert m.input_shape == (3, 64, 64)
     assert sum(p.numel() for p in m.parameters()) > 60_000_000
 
 
 def test_info_has_paper_numbers():
-    info = zoo.info("mdsm-cifar10")
+    info = zoo.info("mdsm-cifar10-resnet18")
     assert info["reported"]["fid"]["value"] == 31.7 and info["reported"]["inception_score"]["value"] == 8.31
     assert info["recipe"]["objective"] == {"name": "mdsm", "sigma_min": 0.05, "sigma_max": 1.2, "spacing": "linear"}
     assert set(info["sampler"]["presets"]) == {"paper", "fast", "medium", "steps300", "lin", "langevin"}
     assert info["model"]["architecture"] == {"class": "MDSMResNet", "width": 128, "depth": 18}
+    small = zoo.info("mdsm-cifar10")  # the campaign's CPU size says so, and does not claim the paper's numbers
+    assert small["model"]["architecture"]["width"] == 16 and not small["reported"]
+    assert "not the paper's model" in small["description"].lower()
 
 
 def test_device_and_dtype_aware(tiny):

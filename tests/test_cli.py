@@ -14,7 +14,7 @@ def test_list_shows_entries_and_weights(capsys):
 
 
 def test_info_prints_entry(capsys):
-    assert main(["info", "mdsm-cifar10"]) == 0
+    assert main(["info", "mdsm-cifar10-resnet18"]) == 0
     out = capsys.readouterr().out
     assert "fid:" in out and "31.7" in out
 
@@ -59,7 +59,7 @@ def test_wrong_size_image_is_refused(tmp_path, capsys):
 @pytest.mark.parametrize("argv, message", [
     (["sample", "mdsm-mnist-small", "-n", "1", "--device", "bogus", "-o", "x.png"], "unknown device"),
     (["sample", "mdsm-mnist-small", "-n", "1", "-o", "/no/such/folder/x.png"], "does not exist"),
-    (["sample", "mdsm-cifar10", "-n", "1", "-o", "x.png"], "no published weights"),
+    (["sample", "mdsm-cifar10-resnet18", "-n", "1", "-o", "x.png"], "no published weights"),
     (["sample", "mdsm-mnist-small", "-n", "1", "--preset", "nope", "-o", "x.png"], "unknown sampler preset"),
     (["sample", "mdsm-mnist-small", "-n", "2", "--step-size", "1", "-o", "x.png"], "diverged"),
     (["sample", "hf-hub:../../x", "-n", "1", "-o", "x.png"], "valid Hub repo id"),

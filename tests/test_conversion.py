@@ -64,7 +64,7 @@ class OriginalRes(nn.Module):
         return (self.ln1(x) * self.ln2(x) + self.lq(x * x)).squeeze(1)
 
 
-@pytest.mark.parametrize("depth, entry", [(12, "mdsm-mnist"), (18, "mdsm-cifar10")])
+@pytest.mark.parametrize("depth, entry", [(12, "mdsm-mnist"), (18, "mdsm-cifar10-resnet18")])
 def test_converted_model_gives_same_energies(tmp_path, depth, entry, monkeypatch):
     torch.manual_seed(0)
     channels = 1 if entry == "mdsm-mnist" else 3

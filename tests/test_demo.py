@@ -36,7 +36,7 @@ def test_entries_are_the_bundled_image_models():
     assert ENTRY in names and "mdsm-mnist-small" in names
     assert not any(n.startswith("classifier-") or "2d" in n for n in names)
     with pytest.raises(InputError, match="no weights"):
-        Demo(["mdsm-cifar10"])
+        Demo(["mdsm-cifar10-resnet18"])
 
 
 def test_presets_carry_their_measured_cost(demo):
@@ -182,5 +182,5 @@ def test_the_page_samples_in_a_real_browser(shared_data):
 def test_cli_refuses_an_entry_without_weights_before_serving(capsys):
     from zoo.cli import main
 
-    assert main(["demo", "--entries", "mdsm-cifar10"]) == 2
-    assert "mdsm-cifar10 has no weights yet" in capsys.readouterr().err
+    assert main(["demo", "--entries", "mdsm-cifar10-resnet18"]) == 2
+    assert "mdsm-cifar10-resnet18 has no weights yet" in capsys.readouterr().err

@@ -83,7 +83,7 @@ class RunSpec:
 class CampaignSpec:
     runs: list
     state_dir: str = "~/.cache/ebm-zoo/campaign"
-    size_budget_mib: float = 46.0
+    size_budget_mib: float = 50.0
     data_dir: str = "../shared/datasets"  # relative to the repository root
     eval_reserve_minutes: float = 3.0  # kept free before the deadline for the last export + evaluation
 
