@@ -63,7 +63,7 @@ def classifier_fid(model, name: str, preset: str | None, n: int, data_dir: str) 
     from zoo.evaluation.quality import ClassifierFeatures, classifier_for, real_data_ceiling, sample_quality
 
     entry = zoo.get_entry(name)
-    features = ClassifierFeatures(classifier_for(entry), model.data_range)
+    features = ClassifierFeatures(classifier_for(entry, zoo.EnergyModel), model.data_range)
     train = load_tensor(entry, "train", data_dir, limit=2000)
     samples = model.sample(n, preset=preset, seed=0, progress=False).cpu()
     ceiling = real_data_ceiling(load_tensor(entry, "test", data_dir), train, n, features,

@@ -52,7 +52,7 @@ def seconds_per_step(model, n: int) -> float:
 def cmd_sweep(args) -> None:
     entry = zoo.get_entry(args.entry)
     model = zoo.load(args.entry, dtype=torch.float32)
-    clf = classifier_for(entry)
+    clf = classifier_for(entry, zoo.EnergyModel)
     feats, logits = ClassifierFeatures(clf, model.data_range), ClassifierFeatures(clf, model.data_range, "logits")
     train = load_tensor(entry, "train", args.data_dir, limit=args.n_real)
     test = load_tensor(entry, "test", args.data_dir)

@@ -70,7 +70,7 @@ def test_bundled_noise_conditional_mnist_samples_digits_of_many_classes_and_rank
     entry = zoo.get_entry("ncebm-mnist")
     x = model.sample(64, seed=0, progress=False)
     assert x.shape == (64, 1, 32, 32) and x.min() >= 0 and x.max() <= 1
-    probs = ClassifierFeatures(classifier_for(entry), model.data_range, "logits")(x).softmax(1)
+    probs = ClassifierFeatures(classifier_for(entry, zoo.EnergyModel), model.data_range, "logits")(x).softmax(1)
     confident = probs.max(1).values >= 0.9
     assert confident.float().mean() >= 0.3  # the published weights: 0.44 at n = 500 (random weights: 0)
     assert len(set(probs.argmax(1)[confident].tolist())) >= 7  # not one class

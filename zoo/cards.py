@@ -13,6 +13,8 @@ from pathlib import Path
 
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
+from .evaluation.metric import fmt
+
 NOTES_DIR = Path(__file__).resolve().parent.parent / "model_cards"
 
 
@@ -35,126 +37,34 @@ def _reported(reported: dict) -> str:
     return "\n".join(rows)
 
 
-def _f(v, digits: int = 4) -> str:
-    return f"{v:.{digits}g}" if isinstance(v, (int, float)) else str(v)
-
-
 def _eval_results(results: dict, entry) -> list[EvalResult]:
-    """model-index rows (huggingface_hub EvalResult) from a ``zoo eval`` results dict."""
+    """model-index rows (huggingface_hub EvalResult) from a ``zoo eval`` results dict: each metric renders its own."""
+    from .evaluation import metrics
+
     common = dict(dataset_type=entry.data.hub_id or entry.dataset_name(), dataset_name=entry.dataset_name(),
                   dataset_split="test")
-    rows = []
-    q = results.get("quality")
-    if q:
-        prefix = "classifier-" if q["features"].startswith("classifier") else ""
-        for key, label in (("fid", f"{prefix}FID"), ("kid", f"{prefix}KID"), ("is", f"{prefix}IS")):
-            if key not in q["model"]:
-                continue
-            rows.append(EvalResult(task_type="unconditional-image-generation", metric_type=label.lower(),
-                                   metric_name=f"{label} ({q['features']}, n={q['n']})",
-                                   metric_value=round(q["model"][key], 4), **common))
-    acc = results.get("accuracy")
-    if acc:
-        rows.append(EvalResult(task_type="image-classification", metric_type="accuracy", metric_name="test accuracy",
-                               metric_value=round(acc["accuracy"], 4), **common))
-    lik = results.get("likelihood")
-    if lik and "bits_per_dim" in lik:
-        rows.append(EvalResult(task_type="density-estimation", metric_type="bits-per-dim",
-                               metric_name="bits/dim, AIS (lower end)",
-                               metric_value=round(lik["bits_per_dim"]["ais"], 4), **common))
-    elif lik:
-        rows.append(EvalResult(task_type="density-estimation", metric_type="nll",
-                               metric_name="NLL nats per test point (log Z by quadrature)",
-                               metric_value=round(lik["nll_nats"]["quadrature"], 4), **common))
-    den = results.get("denoising")
-    if den:
-        sigma, res = next(iter(den["results"].items()))
-        rows.append(EvalResult(task_type="image-denoising", metric_type="psnr", metric_name=f"PSNR at sigma {sigma}",
-                               metric_value=round(res["psnr"], 3), **common))
-    ood = results.get("ood")
-    if ood:
-        for source, auroc in ood["auroc"].items():
-            rows.append(EvalResult(task_type="out-of-distribution-detection", metric_type="auroc",
-                                   metric_name=f"AUROC vs {source}", metric_value=round(auroc, 4), **common))
-    return rows
+    return [row for name, metric in metrics() if name in results for row in metric.eval_results(results[name], entry, common)]
 
 
 def measured_section(payload: dict, entry=None) -> str:
-    """The card's "Measured" section from a ``zoo eval`` results JSON: every number beside its ceiling or baseline,
-    the exact command and the hardware."""
+    """The card's "Measured" section from a ``zoo eval`` results JSON: every number beside its ceiling or baseline
+    (each metric renders its own rows), the exact command and the hardware."""
+    from .evaluation import metrics
+
     r = payload["results"]
     runs: dict = {}  # command -> (environment, metric groups it measured), in the order first seen
     for metric, prov in (payload.get("provenance") or {k: payload for k in r}).items():
         runs.setdefault(prov["command"], (prov["environment"], []))[1].append(metric)
     parts = ["## Measured by `zoo eval`", ""]
-    for command, (env, metrics) in runs.items():
-        parts += [f"{env['date']}, {env['hardware']}, torch {env['torch']} ({', '.join(metrics)}):", "",
+    for command, (env, measured) in runs.items():
+        parts += [f"{env['date']}, {env['hardware']}, torch {env['torch']} ({', '.join(measured)}):", "",
                   "```bash", command, "```", ""]
     if "sampling" in r:
         s = r["sampling"]
         parts += [f"Samples: {s['n']} with the `{s['preset']}` sampler, {s['seconds']} s on {s['device']}.", ""]
-    if "quality" in r:
-        q = r["quality"]
-        parts += [f"**Sample quality** (features: `{q['features']}`, n = {q['n']} against {q['n_real']} training "
-                  f"images). {q['note']}.", "", "| metric | this model | real-data ceiling (n test images) |",
-                  "|---|---|---|"]
-        prefix = "classifier-" if q["features"].startswith("classifier") else ""
-        names = {"fid": f"{prefix}FID (lower is better)", "kid": f"{prefix}KID (lower is better)",
-                 "is": f"{prefix}IS (higher is better)", "confident_share": "share of samples classified with p >= 0.9"}
-        parts += [f"| {names[k]} | {_f(q['model'][k])} | {_f(q['real_data_ceiling'][k])} |" for k in names
-                  if k in q["model"]]
-        parts.append("")
-    if "accuracy" in r:
-        parts += [f"**Test accuracy**: {r['accuracy']['accuracy']:.4f} on {r['accuracy']['n']} test images.", ""]
-    if "likelihood" in r:
-        lik = r["likelihood"]
-        st = lik["settings"]
-        paper = entry.reported.get("bits_per_dim", {}).get("value") if entry is not None else None
-        parts += [f"**Likelihood**: {lik['measures']}", "",
-                  f"Settings: {st['n_distributions']} intermediate distributions x {st['hmc_steps']} HMC step(s) x "
-                  f"{st['n_leapfrog']} leapfrog steps, {st['chains']} chains, {st['reference']}; {lik['seconds']} s.",
-                  ""]
-        exact = "quadrature" in lik["log_z"]
-        per_point, unit = (("nll_nats", "NLL (nats per point)") if "nll_nats" in lik else ("bits_per_dim", "bits/dim"))
-        last = "quadrature (exact up to the grid)" if exact else "paper"
-        parts += [f"| | AIS | reverse AIS | {last} |", "|---|---|---|---|",
-                  f"| log Z (nats) | {_f(lik['log_z']['ais'], 6)} | {_f(lik['log_z']['reverse_ais'], 6)} | "
-                  f"{_f(lik['log_z']['quadrature'], 6) if exact else ''} |",
-                  f"| {unit} | {_f(lik[per_point]['ais'])} | {_f(lik[per_point]['reverse_ais'])} | "
-                  f"{_f(lik[per_point]['quadrature']) if exact else (_f(paper) if paper is not None else '')} |",
-                  f"| HMC acceptance | {_f(lik['accept_rate']['ais'], 2)} | {_f(lik['accept_rate']['reverse_ais'], 2)} | |",
-                  ""]
-        if not lik.get("bracket_consistent", True):
-            parts += ["The bracket is inverted (reverse AIS log Z < AIS log Z). AIS' lower bound on log Z holds however "
-                      "poorly the chains mix, so bits/dim >= the AIS value is the number to trust; reverse AIS is an "
-                      "upper bound only when started from exact model samples, and test images are evidently not "
-                      "(the model puts mass where the test images are not). More distributions narrow both.", ""]
-    if "denoising" in r:
-        jump = r["denoising"].get("jump_sigma", "the noise sigma")
-        parts += [f"**Denoising** (`denoise()` with the jump at {jump}, {r['denoising']['n']} test images):", "",
-                  "| noise sigma | PSNR noisy input (dB) | PSNR denoised (dB) | SSIM denoised |", "|---|---|---|---|"]
-        parts += [f"| {s} | {_f(v['psnr_noisy'])} | {_f(v['psnr'])} | {_f(v['ssim'], 3)} |"
-                  for s, v in r["denoising"]["results"].items()]
-        parts.append("")
-    if "inpainting" in r:
-        ip = r["inpainting"]
-        parts += [f"**Inpainting** (PSNR of the filled pixels only, {ip['n']} test images, `{ip['preset']}` sampler, "
-                  f"{ip['seconds']} s):", "", "| mask | PSNR (dB) |", "|---|---|"]
-        parts += [f"| {k} | {_f(v)} |" for k, v in ip["psnr_filled"].items()]
-        parts.append("")
-    if "ood" in r:
-        scored = f"-E(x + {r['ood']['scoring_sigma']:g} n)" if r["ood"].get("scoring_sigma") else "-E(x)"
-        parts += [f"**OOD detection** (AUROC of {scored}, {r['ood']['n_in']} {r['ood']['split']} images "
-                  f"in-distribution; 0.5 = chance):", "", "| OOD source | AUROC |", "|---|---|"]
-        parts += [f"| {k} | {_f(v)} |" for k, v in r["ood"]["auroc"].items()]
-        parts.append("")
-    if "ranking" in r:
-        rk = r["ranking"]
-        parts += ["**Energy ranking** (mean E; real test images should have the lowest):", "",
-                  "| input | mean E | E(real) - E(input) (< 0: real ranks first) |", "|---|---|---|"]
-        parts += [f"| {k[2:]} | {_f(v, 6)} | {_f(rk.get('real_minus_' + k[2:], 0.0), 4) if k != 'E_real' else ''} |"
-                  for k, v in rk.items() if k.startswith("E_")]
-        parts.append("")
+    for name, metric in metrics():
+        if name in r:
+            parts += metric.card(r[name], entry)
     return "\n".join(parts)
 
 
@@ -174,13 +84,13 @@ def front_section(front: dict, sampler_config: dict) -> str:
             f"{front['seconds_per_step']} s per chain step at batch {front['n']}, measured on an otherwise idle machine "
             f"(eager; `compile=\"auto\"` does not compile chains this short on a CPU). Classifier-FID/IS as in "
             f"\"Measured\" but on {front['n']} samples, so higher than there; real test images, same n: "
-            f"cFID {_f(ceiling['fid'])}, cIS {_f(ceiling['is'])}.", "",
+            f"cFID {fmt(ceiling['fid'])}, cIS {fmt(ceiling['is'])}.", "",
             f"![quality vs cost](../../../model_cards/assets/{front['entry']}_front.png)", "",
             "| steps | T_max | step size | seconds | cFID | KID | cIS | confident share | preset |",
             "|---|---|---|---|---|---|---|---|---|"]
     for p in sorted(front["points"], key=lambda p: (p["seconds"], p["fid"])):
-        rows.append(f"| {p['steps']} | {_f(p['t_max'])} | {_f(p['step_size'])} | {p['seconds']} | {_f(p['fid'])} | "
-                    f"{_f(p['kid'])} | {_f(p['is'], 3)} | {_f(p['confident_share'], 2)} | {', '.join(f'`{n}`' for n in presets_at(p, presets))} |")
+        rows.append(f"| {p['steps']} | {fmt(p['t_max'])} | {fmt(p['step_size'])} | {p['seconds']} | {fmt(p['fid'])} | "
+                    f"{fmt(p['kid'])} | {fmt(p['is'], 3)} | {fmt(p['confident_share'], 2)} | {', '.join(f'`{n}`' for n in presets_at(p, presets))} |")
     paper = presets.get("paper")
     if paper:
         steps = paper["n_hold"] + paper["n_anneal"] + paper["n_final"]

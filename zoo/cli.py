@@ -294,9 +294,9 @@ def build_parser() -> argparse.ArgumentParser:
                        "ranking), write model_cards/<entry>.eval.json and regenerate its card",
                        epilog="example: zoo eval mdsm-mnist-small --data-dir ../shared/datasets --preset fast")
     s.add_argument("name", help="registry entry, a local Hub-layout folder, or hf-hub:org/repo[@revision]")
-    s.add_argument("--metrics", nargs="+", default=None, choices=["quality", "likelihood", "denoising", "inpainting",
-                                                                  "ood", "ranking", "accuracy"],
-                   help="default: every metric that applies to the entry")
+    s.add_argument("--metrics", nargs="+", default=None,
+                   help="metrics by name (zoo.evaluation.METRICS: quality, accuracy, likelihood, denoising, inpainting, "
+                        "ood, ranking); default: every one that applies to the entry")
     s.add_argument("--num-samples", type=positive_int, default=64, help="samples for sample quality (default 64)")
     s.add_argument("--batch-size", type=positive_int, default=64, help="chains per micro-batch (default 64)")
     s.add_argument("--preset", default=None, help="sampler preset of samples and inpainting (default: the entry's)")

@@ -306,6 +306,16 @@ def load_model(cls, name_or_path, *, revision: str | None = None, sha256: dict[s
     return model.to(device=device, dtype=dtype).eval().requires_grad_(False)
 
 
+def load_published(cls, entry, *, revision: str | None = None, mirror=None, device=None, dtype=None,
+                   cache_dir=None) -> "torch.nn.Module":
+    """An entry's published weights as ``cls``: its pinned revision, sha256-verified; ``revision=`` another one from
+    the Hub, unverified (the pins belong to the pinned one). The entry must have a ``weights`` block."""
+    pinned = revision is None or revision == entry.weights.revision
+    return load_model(cls, entry.weights.repo_id, revision=revision, mirror_revision=entry.weights.revision,
+                      sha256=entry.weights.sha256 if pinned else None, mirror=mirror, device=device, dtype=dtype,
+                      cache_dir=cache_dir)
+
+
 def push_folder_to_hub(folder: str | os.PathLike, repo_id: str, *, token: str | None = None, private: bool | None = None,
                        revision: str | None = None, commit_message: str = "Upload ebm-zoo model") -> str:
     """Create ``repo_id`` if needed and upload the repo files; returns the commit URL."""

@@ -8,6 +8,7 @@ import os
 from .hub import mirror_roots
 from . import registry
 from .registry import get_entry
+from .results import read_results
 from .schema import Entry
 
 
@@ -19,10 +20,19 @@ def weights_status(entry: Entry, mirror: str | os.PathLike | None = None) -> str
     return "hub"
 
 
+def headline(name: str) -> str:
+    """One measured number per entry, beside its ceiling where there is one: the first metric (in order) that has a
+    headline for the published results."""
+    from .evaluation import metrics
+
+    payload = read_results(name)
+    results = payload["results"] if payload else {}
+    lines = (metric.headline(results[key]) for key, metric in metrics() if key in results)
+    return next((line for line in lines if line), "-")
+
+
 def list_models(family: str | None = None) -> list[dict]:
     """One row per entry: name, family, dataset, architecture, weights status, headline measured number."""
-    from .results import headline
-
     return [
         {"name": name, "family": e.family, "dataset": e.dataset_name(), "architecture": e.model.architecture["class"],
          "weights": weights_status(e), "measured": headline(name)}

@@ -7,7 +7,7 @@ from pathlib import Path
 import torch
 
 from .errors import ConfigError, InputError, NoPretrainedWeightsError
-from .hub import CONFIG_NAME
+from .hub import CONFIG_NAME, load_published
 from .model import EnergyModel
 from .listing import list_models
 from .registry import get_entry
@@ -41,7 +41,8 @@ def _device(device):
 def _no_weights_message(entry) -> str:
     trained = [r["name"] for r in list_models(entry.family) if not r["weights"].startswith("none")]
     return (
-        f"zoo entry {entry.name!r} has no published weights yet (its recipe needs a GPU budget the zoo has not spent). "
+        f"zoo entry {entry.name!r} has no published weights yet (`zoo campaign status` says whether the weights "
+        f"campaign is training it). "
         f"Pretrained {entry.family} entries: {', '.join(trained) or 'none'}. Train it with "
         f"`accelerate launch {entry.recipe.script} --entry {entry.name} --data-dir ../shared/datasets`, then "
         f"zoo.load('runs/{entry.name}/export'); or zoo.load({entry.name!r}, pretrained=False) for a randomly "
@@ -77,8 +78,5 @@ def load(name: str | os.PathLike, revision: str | None = None, device=None, dtyp
         return model.to(device=device, dtype=dtype).eval().requires_grad_(False)
     if entry.weights is None:
         raise NoPretrainedWeightsError(_no_weights_message(entry))
-    pinned = revision is None or revision == entry.weights.revision
-    return EnergyModel.from_pretrained(
-        entry.weights.repo_id, revision=revision, mirror_revision=entry.weights.revision,
-        sha256=entry.weights.sha256 if pinned else None, mirror=mirror, device=device, dtype=dtype, cache_dir=cache_dir,
-    )
+    return load_published(EnergyModel, entry, revision=revision, mirror=mirror, device=device, dtype=dtype,
+                          cache_dir=cache_dir)

@@ -24,24 +24,6 @@ def read_front(name: str) -> dict | None:
     return json.loads(path.read_text()) if path.is_file() else None
 
 
-def headline(name: str) -> str:
-    """One measured number per entry, beside its ceiling where there is one (for ``zoo list``)."""
-    payload = read_results(name)
-    if payload is None:
-        return "-"
-    r = payload["results"]
-    if "quality" in r:
-        q = r["quality"]
-        return f"cFID {q['model']['fid']:.3g} (real data {q['real_data_ceiling']['fid']:.3g}, n={q['n']})"
-    if "accuracy" in r:
-        return f"test accuracy {r['accuracy']['accuracy']:.4f}"
-    if "likelihood" in r and "bits_per_dim" in r["likelihood"]:
-        return f"bits/dim >= {r['likelihood']['bits_per_dim']['ais']:.3f} (AIS)"
-    if "likelihood" in r:
-        return f"NLL {r['likelihood']['nll_nats']['quadrature']:.3f} nats/point"
-    return "-"
-
-
 def ledger_path(entry: str) -> Path:
     return RESULTS_DIR / f"{entry}.campaign.json"
 

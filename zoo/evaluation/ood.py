@@ -7,6 +7,7 @@ import torch
 from ..data import load_tensor
 from ..errors import InputError
 from ..metrics import ood_auroc, to_shape
+from .metric import METRICS, Metric, fmt
 
 SOURCES_HELP = "another entry's name (its test images), noise:gaussian, noise:uniform, interp"
 
@@ -53,3 +54,49 @@ def ood_table(model, entry, sources, n: int = 1000, data_dir=None, seed: int = 0
     x_in = scored(in_test)
     aurocs = {s: ood_auroc(model.energy, x_in, scored(ood_inputs(s, model, in_test, data_dir, seed))) for s in sources}
     return {"split": split, "n_in": len(in_test), "scoring_sigma": sigma, "auroc": aurocs}
+
+
+# the other dataset of the same shape that each dataset's models are tested against (Denoising-EBM Table 4's protocol)
+OOD_PARTNER = {"ylecun/mnist": "zalando-datasets/fashion_mnist", "zalando-datasets/fashion_mnist": "ylecun/mnist"}
+
+
+def partner_entry(entry) -> str | None:
+    """An entry on the OOD partner dataset with the same shape and range (so only the content differs)."""
+    from ..registry import load_entries
+
+    target = OOD_PARTNER.get(entry.data.hub_id)
+    for e in load_entries().values():
+        if (e.data.hub_id == target and e.model.input_shape == entry.model.input_shape
+                and e.model.data_range == entry.model.data_range and e.data.pad_to == entry.data.pad_to):
+            return e.name
+    return None
+
+
+@METRICS.register("ood")
+class OOD(Metric):
+    """AUROC of -E(x): ``n_test`` test images against the partner dataset, uniform and Gaussian noise and
+    interpolations of test images."""
+
+    order = 60
+
+    def applies(self, entry) -> bool:
+        return len(entry.model.input_shape) == 3 and entry.data.hub_id in OOD_PARTNER
+
+    def run(self, ctx) -> dict:
+        ctx.log("[eval] OOD AUROC")
+        sources = [s for s in (partner_entry(ctx.entry),) if s] + ["noise:uniform", "noise:gaussian", "interp"]
+        s = ctx.settings
+        return ood_table(ctx.model, ctx.entry, sources, n=s.n_test, data_dir=s.data_dir, seed=s.seed)
+
+    def card(self, result: dict, entry) -> list[str]:
+        scored = f"-E(x + {result['scoring_sigma']:g} n)" if result.get("scoring_sigma") else "-E(x)"
+        return ([f"**OOD detection** (AUROC of {scored}, {result['n_in']} {result['split']} images "
+                 f"in-distribution; 0.5 = chance):", "", "| OOD source | AUROC |", "|---|---|"]
+                + [f"| {k} | {fmt(v)} |" for k, v in result["auroc"].items()] + [""])
+
+    def eval_results(self, result: dict, entry, common: dict) -> list:
+        from huggingface_hub import EvalResult
+
+        return [EvalResult(task_type="out-of-distribution-detection", metric_type="auroc",
+                           metric_name=f"AUROC vs {source}", metric_value=round(auroc, 4), **common)
+                for source, auroc in result["auroc"].items()]

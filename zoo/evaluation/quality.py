@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from ..errors import ConfigError, ZooError
+from .metric import GENERATIVE, METRICS, Metric, fmt
 
 # the evaluation classifier of each dataset (by the dataset's hub id)
 CLASSIFIERS = {"ylecun/mnist": "classifier-mnist", "zalando-datasets/fashion_mnist": "classifier-fashion-mnist",
@@ -62,15 +63,21 @@ class Coordinates(nn.Module):
         return x.flatten(1).double()
 
 
-def classifier_for(entry, mirror=None):
-    """The bundled evaluation classifier for an entry's dataset (an ``EnergyModel`` in eval mode)."""
-    from ..loading import load
+def classifier_for(entry, model_class, mirror=None):
+    """The published evaluation classifier for an entry's dataset, as ``model_class`` (``zoo.EnergyModel``, or the
+    class of the model under evaluation) in eval mode."""
+    from ..hub import load_published
+    from ..registry import get_entry
 
     name = CLASSIFIERS.get(entry.data.hub_id)
     if name is None:
         raise ConfigError(f"no evaluation classifier for dataset {entry.dataset_name()!r} (have: {sorted(CLASSIFIERS)}); "
                           f"train one with recipes/classifier.py or use --features inception")
-    return load(name, mirror=mirror).eval()
+    classifier = get_entry(name)
+    if classifier.weights is None:
+        raise ConfigError(f"the evaluation classifier {name} has no weights yet: train it with "
+                          f"`python {classifier.recipe.script} --entry {name} --data-dir ../shared/datasets`")
+    return load_published(model_class, classifier, mirror=mirror).eval()
 
 
 def inception_features(weights_path: str | None = None) -> str | int:
@@ -131,3 +138,64 @@ def confident_share(x: torch.Tensor, logits: nn.Module, threshold: float = 0.9) 
     """The share of images the evaluation classifier assigns to one class with probability >= ``threshold``."""
     probs = torch.cat([logits(b).softmax(1) for b in _batches(x)])
     return float((probs.max(1).values >= threshold).double().mean())
+
+
+@METRICS.register("quality")
+class Quality(Metric):
+    """classifier-FID / classifier-KID / classifier-IS and the confident-class share of the model's samples (2-D toys:
+    FID / KID of the points), beside the real-data ceiling: n test images against the same training images."""
+
+    order = 10
+
+    def applies(self, entry) -> bool:
+        images = len(entry.model.input_shape) == 3
+        return entry.family in GENERATIVE and ((images and entry.data.hub_id in CLASSIFIERS) or entry.data.toy is not None)
+
+    def run(self, ctx) -> dict:
+        samples, train, full_test = ctx.samples, ctx.train, ctx.full_test
+        if ctx.entry.data.toy is not None:
+            ctx.log("[eval] quality: FID / KID on the 2-D coordinates")
+            feats, logits, name = Coordinates(train.shape[1]), None, "coordinates"
+            note = "FID / KID computed on the raw 2-D points (Frechet distance of Gaussian fits; polynomial-kernel MMD)"
+        else:
+            ctx.log("[eval] quality: classifier-FID / KID / IS")
+            clf = classifier_for(ctx.entry, type(ctx.model))
+            feats, logits = ClassifierFeatures(clf, ctx.model.data_range), ClassifierFeatures(clf, ctx.model.data_range, "logits")
+            name = clf.config["entry"]
+            note = ("classifier-FID/KID/IS use the zoo's in-domain classifier: comparable within the zoo only, not "
+                    "with the papers' Inception FID/IS")
+        model_q = sample_quality(samples, train, feats, logits)
+        ceiling = real_data_ceiling(full_test, train, len(samples), feats, logits, ctx.generator)
+        if logits is not None:
+            model_q["confident_share"] = confident_share(samples, logits)
+            ceiling["confident_share"] = confident_share(full_test[:len(samples)], logits)
+        return {"features": name, "n": len(samples), "n_real": len(train), "model": model_q,
+                "real_data_ceiling": ceiling, "note": note}
+
+    @staticmethod
+    def _prefix(result: dict) -> str:
+        return "classifier-" if result["features"].startswith("classifier") else ""
+
+    def card(self, result: dict, entry) -> list[str]:
+        prefix = self._prefix(result)
+        names = {"fid": f"{prefix}FID (lower is better)", "kid": f"{prefix}KID (lower is better)",
+                 "is": f"{prefix}IS (higher is better)", "confident_share": "share of samples classified with p >= 0.9"}
+        return ([f"**Sample quality** (features: `{result['features']}`, n = {result['n']} against {result['n_real']} "
+                 f"training images). {result['note']}.", "", "| metric | this model | real-data ceiling (n test images) |",
+                 "|---|---|---|"]
+                + [f"| {names[k]} | {fmt(result['model'][k])} | {fmt(result['real_data_ceiling'][k])} |" for k in names
+                   if k in result["model"]] + [""])
+
+    def eval_results(self, result: dict, entry, common: dict) -> list:
+        from huggingface_hub import EvalResult
+
+        prefix = self._prefix(result)
+        return [EvalResult(task_type="unconditional-image-generation", metric_type=label.lower(),
+                           metric_name=f"{label} ({result['features']}, n={result['n']})",
+                           metric_value=round(result["model"][key], 4), **common)
+                for key, label in (("fid", f"{prefix}FID"), ("kid", f"{prefix}KID"), ("is", f"{prefix}IS"))
+                if key in result["model"]]
+
+    def headline(self, result: dict) -> str:
+        return (f"cFID {result['model']['fid']:.3g} (real data {result['real_data_ceiling']['fid']:.3g}, "
+                f"n={result['n']})")

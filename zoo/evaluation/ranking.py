@@ -10,6 +10,8 @@ from __future__ import annotations
 import torch
 from torch.nn import functional as F
 
+from .metric import GENERATIVE, METRICS, Metric, fmt
+
 
 def eroded(x: torch.Tensor, data_range) -> torch.Tensor:
     """Thinner strokes: a 3x3 minimum filter of the ink (bright on a dark background, as MNIST / Fashion)."""
@@ -38,3 +40,26 @@ def energy_ranking(energy_fn, real: torch.Tensor, data_range, samples: torch.Ten
     out = {f"E_{k}": v for k, v in energies.items()}
     out.update({f"real_minus_{k}": energies["real"] - v for k, v in energies.items() if k != "real"})
     return out
+
+
+@METRICS.register("ranking")
+class Ranking(Metric):
+    """The energy-ranking diagnostic on ``n_test`` test images and the model's samples."""
+
+    order = 70
+
+    def applies(self, entry) -> bool:
+        return len(entry.model.input_shape) == 3 and entry.family in GENERATIVE
+
+    def run(self, ctx) -> dict:
+        samples = ctx.samples
+        ctx.log("[eval] energy ranking")
+        model = ctx.model
+        return energy_ranking(model.energy, ctx.test.to(model.device, model.dtype), model.data_range, samples,
+                              ctx.generator)
+
+    def card(self, rk: dict, entry) -> list[str]:
+        return (["**Energy ranking** (mean E; real test images should have the lowest):", "",
+                 "| input | mean E | E(real) - E(input) (< 0: real ranks first) |", "|---|---|---|"]
+                + [f"| {k[2:]} | {fmt(v, 6)} | {fmt(rk.get('real_minus_' + k[2:], 0.0), 4) if k != 'E_real' else ''} |"
+                   for k, v in rk.items() if k.startswith("E_")] + [""])

@@ -11,6 +11,7 @@ import torch
 
 from ..errors import InputError
 from ..metrics import psnr
+from .metric import METRICS, Metric, fmt
 
 MASKS = ("centre", "left", "random50")  # the standard masks of the evaluation
 ALL_MASKS = ("centre", "center", "left", "right", "top", "bottom", "random50")
@@ -74,3 +75,67 @@ def inpainting(model, x: torch.Tensor, masks=MASKS, seed: int = 0, **sample_kwar
         filled = model.inpaint(x, mask, seed=seed, progress=False, **sample_kwargs).cpu().float()
         out[kind] = masked_psnr(filled, x, mask, model.data_range)
     return out
+
+
+def _restores(entry) -> bool:
+    from .metric import GENERATIVE
+
+    return len(entry.model.input_shape) == 3 and entry.family in GENERATIVE
+
+
+@METRICS.register("denoising")
+class Denoising(Metric):
+    """PSNR / SSIM of ``denoise()`` on ``n_test`` test images at each noise level, beside the noisy input's PSNR."""
+
+    order = 40
+
+    def applies(self, entry) -> bool:
+        return _restores(entry)
+
+    def run(self, ctx) -> dict:
+        model, (lo, hi) = ctx.model, ctx.model.data_range
+        ctx.log("[eval] denoising PSNR / SSIM")
+        sigmas = sorted({model.sigma0, *(s * (hi - lo) for s in ctx.settings.sigmas)})
+        jump = model.sigma0 if ctx.entry.family == "mdsm" else None  # MDSM models the sigma0-smoothed density only
+        return {"n": len(ctx.test), "jump_sigma": jump or "the noise sigma",
+                "results": denoising(model, ctx.test.to(model.dtype), sigmas, ctx.generator, jump_sigma=jump)}
+
+    def card(self, result: dict, entry) -> list[str]:
+        jump = result.get("jump_sigma", "the noise sigma")
+        return ([f"**Denoising** (`denoise()` with the jump at {jump}, {result['n']} test images):", "",
+                 "| noise sigma | PSNR noisy input (dB) | PSNR denoised (dB) | SSIM denoised |", "|---|---|---|---|"]
+                + [f"| {s} | {fmt(v['psnr_noisy'])} | {fmt(v['psnr'])} | {fmt(v['ssim'], 3)} |"
+                   for s, v in result["results"].items()] + [""])
+
+    def eval_results(self, result: dict, entry, common: dict) -> list:
+        from huggingface_hub import EvalResult
+
+        sigma, res = next(iter(result["results"].items()))
+        return [EvalResult(task_type="image-denoising", metric_type="psnr", metric_name=f"PSNR at sigma {sigma}",
+                           metric_value=round(res["psnr"], 3), **common)]
+
+
+@METRICS.register("inpainting")
+class Inpainting(Metric):
+    """PSNR of the filled pixels of ``inpaint()`` for the centre / left / random-50% masks."""
+
+    order = 50
+
+    def applies(self, entry) -> bool:
+        return _restores(entry)
+
+    def run(self, ctx) -> dict:
+        import time
+
+        s = ctx.settings
+        ctx.log(f"[eval] inpainting PSNR ({s.n_inpaint} images, preset {s.preset or 'default'})")
+        x = ctx.test[:s.n_inpaint].to(ctx.model.dtype)
+        start = time.time()
+        res = inpainting(ctx.model, x, MASKS, s.seed, preset=s.preset)
+        return {"n": s.n_inpaint, "preset": s.preset or "default", "psnr_filled": res,
+                "seconds": round(time.time() - start, 1)}
+
+    def card(self, result: dict, entry) -> list[str]:
+        return ([f"**Inpainting** (PSNR of the filled pixels only, {result['n']} test images, `{result['preset']}` "
+                 f"sampler, {result['seconds']} s):", "", "| mask | PSNR (dB) |", "|---|---|"]
+                + [f"| {k} | {fmt(v)} |" for k, v in result["psnr_filled"].items()] + [""])
