@@ -83,7 +83,23 @@ def test_fid_kid_of_a_set_against_itself_is_zero_and_against_noise_large():
     noise = sample_quality(torch.rand(64, 1, 14, 14, generator=g), x, feats, logits)
     # an untrained network has a small feature scale: compare the two relative to each other
     assert abs(same["fid"]) < 1e-6 * noise["fid"] and abs(same["kid"]) < 1e-2 * noise["kid"]
-    assert same["is"] >= 1.0
+
+
+def test_inception_score_counts_confidently_told_apart_classes():
+    """IS = exp(E_x KL(p(y|x) || p(y))): 1 for one image repeated, about k for k classes told apart with confidence."""
+
+    class RowClassifier(torch.nn.Module):  # class k = the image whose bar starts at row k (7 classes), confidently
+        num_features = 7
+
+        def forward(self, x):
+            return 50.0 * x[:, 0, :7, :].sum(2).double()
+
+    x = torch.zeros(70, 1, 14, 14)
+    for i in range(70):
+        x[i, 0, i % 7, 3:11] = 1.0
+    varied = sample_quality(x, x, RowClassifier(), RowClassifier())
+    one = sample_quality(x[:1].expand(70, -1, -1, -1).contiguous(), x, RowClassifier(), RowClassifier())
+    assert one["is"] == pytest.approx(1.0, abs=1e-6) and varied["is"] == pytest.approx(7.0, rel=1e-3)
 
 
 def test_identity_denoising_psnr_equals_the_noisy_psnr_and_masked_psnr_sees_only_the_hole():
