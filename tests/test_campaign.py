@@ -2,6 +2,7 @@
 tiny noise-conditional entry and synthetic MNIST-shaped data (train + test)."""
 import functools
 import json
+import math
 import os
 import shutil
 import signal
@@ -258,3 +259,38 @@ def test_the_prepared_device_command_runs_end_to_end_on_cpu(sandbox, tmp_path, m
     assert cli(["campaign", "--file", str(campaign_file), "unpack", str(tmp_path / "OUT")]) == 0
     assert campaign.LocalState(paths["state"] / "tiny").step() == device_step
     assert "tiny" in capsys.readouterr().out
+
+
+def test_a_cifar_shaped_mdsm_run_trains_resumes_and_publishes_through_the_campaign(sandbox):
+    """mdsm-cifar10 (RGB 32x32, the MDSM recipe) at a tiny width: two slices (scratch, resume), the fp16 export is
+    evaluated in classifier-cifar10's features and published; the bundled weights then load and sample by name."""
+    import datasets
+    import numpy as np
+    from PIL import Image
+
+    spec, paths = sandbox
+    (paths["mirror"] / "ebm-zoo" / "classifier-cifar10").symlink_to(REPO_ROOT / "hub_mirror" / "ebm-zoo" /
+                                                                    "classifier-cifar10")
+    folder = paths["data"] / "uoft-cs" / "cifar10" / "plain_text"
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for split, n in (("train", 48), ("test", 24)):
+        images = [Image.fromarray(rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)) for _ in range(n)]
+        ds = datasets.Dataset.from_dict({"img": images, "label": [i % 10 for i in range(n)]},
+                                        features=datasets.Features({"img": datasets.Image(),
+                                                                    "label": datasets.Value("int64")}))
+        ds.to_parquet(str(folder / f"{split}-00000-of-00001.parquet"))
+    run = campaign.RunSpec(name="tiny-cifar", entry="mdsm-cifar10", target_steps=4, checkpoint_every=2,
+                           warmup_steps=2, eval=campaign.EvalSpec(n=8, seed=0),
+                           overrides=["model.architecture.width=4", "recipe.batch_size=8", "recipe.max_steps=4",
+                                      "sampler.default={name: annealed_langevin, n_hold: 1, n_anneal: 2, n_final: 1}"])
+    spec.runs = [run]
+    first = campaign.run_slice(run, spec, 0)
+    second = campaign.run_slice(run, spec, 600)
+    assert (first["start"], first["steps_to"], first["published"]) == ("scratch", 1, True)
+    assert (second["start"], second["steps_from"], second["steps_to"]) == ("resume", 1, 4)
+    assert math.isfinite(second["fid"]) and second["fid_real_data"] >= 0
+    m = zoo.load("mdsm-cifar10")
+    assert m.sample(2, seed=0).shape == (2, 3, 32, 32)
+    assert json.loads((paths["cards"] / "mdsm-cifar10.eval.json").read_text())["results"]["quality"]["features"] == \
+        "classifier-cifar10"
