@@ -23,8 +23,20 @@ def test_cache_gives_identical_tensor(shared_data):
 def test_cifar_and_celeba_preprocessing(shared_data):
     cifar = load_tensor(zoo.get_entry("mdsm-cifar10"), "test", shared_data, limit=20)
     assert cifar.shape == (20, 3, 32, 32) and 0 <= cifar.min() and cifar.max() <= 1
-    celeba = load_tensor(zoo.get_entry("mdsm-celeba"), "train", shared_data, limit=5)
+    celeba = load_tensor(zoo.get_entry("mdsm-celeba-resnet18"), "train", shared_data, limit=5)
     assert celeba.shape == (5, 3, 64, 64)
+
+
+def test_a_split_can_be_a_slice_of_one_and_each_slice_has_its_own_cache(shared_data):
+    """ncebm-celeba holds out the last 500 of the 4,000 faces (splits train[:3500] / train[3500:]): the two splits
+    are disjoint, their union is the whole set, and neither is confused with another entry's cache of the full set."""
+    entry = zoo.get_entry("ncebm-celeba")
+    test = load_tensor(entry, "test", shared_data)
+    train = load_tensor(entry, "train", shared_data)
+    everything = load_tensor(zoo.get_entry("mdsm-celeba-resnet18"), "train", shared_data)  # 64x64: another cache
+    assert (len(train), len(test), len(everything)) == (3500, 500, 4000)
+    assert not any(torch.equal(test[0], t) for t in train[-20:])
+    assert torch.equal(load_tensor(entry, "test", shared_data), test)  # read back from its own cache
 
 
 def test_missing_dataset_says_where_it_looked(tmp_path, hub):

@@ -63,7 +63,7 @@ def test_every_bundled_entry_validates():
     entries = load_entries()
     assert {"mdsm-mnist", "mdsm-cifar10", "deen-mnist", "deen-2d-gmm"} <= set(entries)
     assert entries["mdsm-fashion-mnist"].model.architecture == entries["mdsm-mnist"].model.architecture
-    assert entries["mdsm-celeba"].model.input_shape == [3, 64, 64]
+    assert entries["mdsm-celeba-resnet18"].model.input_shape == [3, 64, 64]
 
 
 @pytest.mark.parametrize("call, message", [

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 from pathlib import Path
 
 import numpy as np
@@ -26,7 +27,9 @@ def cache_root() -> Path:
 
 
 def _cache_file(data, split: str, channels: int) -> Path:
-    tag = f"{split}-c{channels}-r{data.resize or 0}"
+    """The cache of one split as this entry reads it: keyed by the dataset's split (or slice), channels and resize."""
+    rows = re.sub(r"[^A-Za-z0-9]+", "_", data.splits.get(split, split)).strip("_")
+    tag = f"{split}-c{channels}-r{data.resize or 0}" + (f"-{rows}" if rows != split else "")
     return cache_root() / data.hub_id / (data.config or "default") / f"{tag}.npz"
 
 
@@ -80,12 +83,13 @@ def load_split(data, split: str = "train", data_dir: str | os.PathLike | None = 
     """A ``datasets.Dataset`` for one split: local parquet mirror first, else the Hub."""
     import datasets
 
-    hub_split = data.splits.get(split)
+    hub_split = data.splits.get(split)  # a split of the dataset, or a slice of one (datasets' "train[3500:]")
     if hub_split is None:
         raise DatasetNotFoundError(f"dataset {data.hub_id} has no {split!r} split in this entry ({sorted(data.splits)})")
-    files, looked = _mirror_files(data, hub_split, data_dir)
+    base = hub_split.split("[", 1)[0]
+    files, looked = _mirror_files(data, base, data_dir)
     if files:
-        return datasets.load_dataset("parquet", data_files={hub_split: files}, split=hub_split)
+        return datasets.load_dataset("parquet", data_files={base: files}, split=hub_split)
     try:
         _probe_hub(data.hub_id)
         return datasets.load_dataset(data.hub_id, data.config, split=hub_split)

@@ -18,9 +18,12 @@ from torch import nn
 from ..errors import ConfigError, ZooError
 from .metric import GENERATIVE, METRICS, Metric, fmt
 
-# the evaluation classifier of each dataset (by the dataset's hub id)
+# the evaluation classifier of each dataset (by the dataset's hub id). Faces have no class labels here: their samples
+# are measured in the CIFAR-10 classifier's features, a generic natural-image feature space that sees colour, texture
+# and layout statistics (a face-like image and a face differ little there; a blur or a smear differ much), not whether
+# a person would call it a face.
 CLASSIFIERS = {"ylecun/mnist": "classifier-mnist", "zalando-datasets/fashion_mnist": "classifier-fashion-mnist",
-               "uoft-cs/cifar10": "classifier-cifar10"}
+               "uoft-cs/cifar10": "classifier-cifar10", "nielsr/CelebA-faces": "classifier-cifar10"}
 
 
 class ClassifierFeatures(nn.Module):
