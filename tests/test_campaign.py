@@ -112,7 +112,7 @@ def test_two_slices_continue_one_run_exactly_and_publish_the_better_weights(sand
     assert json.loads((paths["cards"] / "ncebm-mnist.eval.json").read_text())["command"].startswith("zoo eval ncebm-mnist")
     rows = campaign.status_rows(spec)
     assert rows[0]["steps"] == 6 and rows[0]["last_fid"] == second["fid"]
-    assert "every run is at its target" in campaign.format_status(rows)
+    assert "every run is at its target" in campaign.format_status(rows, spec)
 
 
 def test_a_fresh_machine_warm_starts_from_the_mirror_and_a_worse_eval_publishes_nothing(sandbox):
@@ -294,3 +294,18 @@ def test_a_cifar_shaped_mdsm_run_trains_resumes_and_publishes_through_the_campai
     assert m.sample(2, seed=0).shape == (2, 3, 32, 32)
     assert json.loads((paths["cards"] / "mdsm-cifar10.eval.json").read_text())["results"]["quality"]["features"] == \
         "classifier-cifar10"
+
+
+def test_the_least_recently_trained_run_goes_first(sandbox):
+    """Across sessions every run gets its turn: never-trained runs first, then the oldest last slice; priority breaks
+    ties."""
+    spec, _ = sandbox
+    a, b, c = (campaign.RunSpec(name=n, entry=e) for n, e in (("a", "ncebm-mnist"), ("b", "ncebm-fashion-mnist"),
+                                                               ("c", "ncebm-cifar10")))
+    for entry, date in (("ncebm-mnist", "2026-12-01 01:00"), ("ncebm-fashion-mnist", "2026-11-30 09:00")):
+        campaign.write_ledger(entry, {"entry": entry, "published": None, "slices": [
+            {"date": date, "device": "cpu", "start": "scratch", "steps_from": 0, "steps_to": 10, "hours": 0.1,
+             "fid": 1.0, "fid_real_data": 0.1, "n": 8, "published": False, "command": "x"}]})
+    assert [r.name for r in campaign.slice_order([a, b, c])] == ["c", "b", "a"]
+    spec.runs = [a, b, c]
+    assert "next: c -> b -> a" in campaign.format_status(campaign.status_rows(spec), spec)

@@ -347,9 +347,20 @@ def run_slice(run: RunSpec, spec: CampaignSpec, seconds: float, *, device: str =
     return record
 
 
+def slice_order(runs: list) -> list:
+    """The runs in the order they get their next slice: never trained first, then the least recently trained (the
+    ledger's last slice), the campaign file's priority breaking ties; so that across sessions every run gets its turn
+    even when a session has time for only some of them."""
+    def last(run) -> str:
+        slices = read_ledger(run.entry)["slices"]
+        return slices[-1]["date"] if slices else ""
+
+    return [run for _, _, run in sorted((last(r), i, r) for i, r in enumerate(runs))]
+
+
 def run_campaign(spec: CampaignSpec, until_s: float, *, device: str = "cpu", only: list[str] | None = None,
                  threads: int | None = None, data_dir: str | None = None, log=print) -> list[dict]:
-    """Round robin over the runs (priority order) not at their target until the deadline; each slice ends with its
+    """Round robin over the runs not at their target (in ``slice_order``) until the deadline; each slice ends with its
     export and evaluation ``eval_reserve_minutes`` before the deadline."""
     import torch
 
@@ -362,7 +373,8 @@ def run_campaign(spec: CampaignSpec, until_s: float, *, device: str = "cpu", onl
         raise ConfigError(f"--only {unknown}: not runs of the campaign ({[r.name for r in spec.runs]})")
     records, stalled = [], set()
     while True:
-        pending = [r for r in runs if totals(read_ledger(r.entry))["steps"] < r.target_steps and r.name not in stalled]
+        pending = slice_order([r for r in runs if totals(read_ledger(r.entry))["steps"] < r.target_steps
+                               and r.name not in stalled])
         left = deadline - time.time() - spec.eval_reserve_minutes * 60
         if not pending or left < MIN_SLICE_S:
             break
@@ -408,12 +420,15 @@ def status_rows(spec: CampaignSpec) -> list[dict]:
     return rows
 
 
-def format_status(rows: list[dict]) -> str:
+def format_status(rows: list[dict], spec: CampaignSpec) -> str:
     lines = []
-    pending = [r["run"] for r in rows if r["steps"] < r["target_steps"]]
+    below = {r["run"] for r in rows if r["steps"] < r["target_steps"]}
+    pending = [run.name for run in slice_order([r for r in spec.runs if r.name in below])]
     for r in rows:
-        quality = (f"last cFID {r['last_fid']:.3g} vs real data {r['fid_real_data']:.3g} (n={r['n']}), published "
-                   f"{r['published_fid']:.3g}" if r["last_fid"] is not None else "not evaluated yet")
+        published = (f"published {r['published_fid']:.3g}" if r["published_fid"] is not None
+                     else "nothing published")
+        quality = (f"last cFID {r['last_fid']:.3g} vs real data {r['fid_real_data']:.3g} (n={r['n']}), {published}"
+                   if r["last_fid"] is not None else "not evaluated yet")
         lines.append(f"{r['priority']}. {r['run']} ({r['entry']}): {r['steps']:,} / {r['target_steps']:,} steps, "
                      f"{r['cpu_hours']:.2f} CPU h + {r['gpu_hours']:.2f} GPU h; {quality}\n   state: {r['state']}")
     lines.append("next: " + (" -> ".join(pending) + " (round robin)" if pending else "every run is at its target"))

@@ -208,14 +208,14 @@ def cmd_campaign(args) -> None:
 
     spec = campaign.load_campaign(args.file)
     if args.action == "status":
-        print(campaign.format_status(campaign.status_rows(spec)))
+        print(campaign.format_status(campaign.status_rows(spec), spec))
     elif args.action == "run":
         until = campaign.parse_duration(args.until)
         records = campaign.run_campaign(spec, until, device=args.device, only=args.only, threads=args.threads,
                                         data_dir=args.data_dir)
         if args.pack:
             print("packed: " + ", ".join(str(p) for p in campaign.pack_states(spec, Path(args.pack), args.only)))
-        print(f"{len(records)} slice(s); " + campaign.format_status(campaign.status_rows(spec)))
+        print(f"{len(records)} slice(s); " + campaign.format_status(campaign.status_rows(spec), spec))
     elif args.action == "pack-data":
         files = campaign.pack_data(spec, Path(args.folder), args.data_dir, args.only)
         print(f"packed {sum(f.stat().st_size for f in files) / 2**20:.1f} MiB: " + ", ".join(str(f) for f in files))
