@@ -218,3 +218,34 @@ def test_init_from_another_architecture_is_refused(tmp_path):
     with pytest.raises(zoo.ConfigError, match="its architecture"):  # an MLP of widths 32 where the entry has 64
         main("ebm", ["--entry", "ebm-2d-gmm-ml", "--max-steps", "1", "--output-dir", str(tmp_path / "run"),
                      "--init-from", str(REPO_ROOT / "hub_mirror" / "ebm-zoo" / "deen-2d-gmm")])
+
+
+@pytest.mark.parametrize("spec, message", [
+    ({"name": "debm", "data_step_size": -1}, "data_step_size must be a finite number > 0"),
+    ({"name": "debm", "latent_steps": 0}, "latent_steps must be"),
+    ({"name": "mdsm", "sigma_min": 5.0, "sigma_max": 3.0}, "sigma_min .* must be below sigma_max"),
+    ({"name": "ncdsm", "p_std": math.nan}, "p_std must be"),
+    ({"name": "dsm", "sigma": math.inf}, "sigma must be"),
+    ({"name": "ml", "energy_l2": -0.1}, "energy_l2 must be a finite number >= 0"),
+    ({"name": "cross_entropy", "label_smoothing": -1}, "label_smoothing"),
+])
+def test_objective_numbers_no_objective_can_train_with_are_refused_before_step_1(spec, message):
+    from zoo.objectives import build_objective
+
+    with pytest.raises(zoo.ConfigError, match=message):
+        build_objective(spec, 0.1)
+
+
+def test_every_entry_objective_passes_the_checks():
+    from zoo.objectives import build_objective
+    from zoo.registry import _all
+
+    for entry in _all().values():
+        build_objective(entry.recipe.objective, entry.model.sigma0)
+
+
+def test_denoise_refuses_a_noise_level_that_leaves_no_image(models):
+    m, nc = models
+    with pytest.raises(zoo.InputError, match="times the data range"):
+        m.denoise(torch.rand(2, 1, 8, 8), sigma=1e6)
+    assert torch.isfinite(nc.denoise(torch.rand(1, 1, 32, 32), sigma=50.0)).all()  # large, but an ODE's start

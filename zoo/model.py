@@ -30,6 +30,7 @@ RANGE_SLACK = 16.0
 # sample(n) without batch_size runs chains in micro-batches of at most this many; an output larger than
 # MAX_OUTPUT_BYTES is refused before any work, with the memory it would need.
 AUTO_BATCH, MAX_OUTPUT_BYTES = 1024, 16 << 30
+MAX_SIGMA_RANGES = 100  # denoise(): the largest noise std, in data ranges
 MAX_CHAIN_LENGTH = 10**6  # gradient evaluations per chain: 370x the papers' longest (2,700)
 
 
@@ -165,6 +166,10 @@ class EnergyModel(nn.Module):
         energy takes the gradient at that sigma (Tweedie at any sigma); networks with a denoiser of their own
         (Denoising-EBM's DAE reconstruction r(x, sigma)) use it."""
         sigma = self.sigma0 if sigma is None else _sigma(sigma)
+        lo, hi = self.data_range
+        if sigma > MAX_SIGMA_RANGES * (hi - lo):
+            raise InputError(f"sigma={sigma:g} is {sigma / (hi - lo):.3g} times the data range {list(self.data_range)}: "
+                             f"no image is left to denoise at that noise (limit {MAX_SIGMA_RANGES} times)")
         x = self.check_input(x)
         if hasattr(self.net, "denoise"):
             with torch.no_grad():

@@ -2,11 +2,13 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 
+from ..errors import ConfigError
 from ..named import Registry
 
 OBJECTIVES = Registry("objective")
@@ -56,12 +58,41 @@ def contrastive_loss(e_data: torch.Tensor, e_neg: torch.Tensor, energy_l2: float
     return loss
 
 
+# option names whose values must be finite and > 0 (noise levels, step sizes, counts) or >= 0 (penalties, warm-ups)
+POSITIVE = {"sigma", "sigma0", "sigma_min", "sigma_max", "sigma_data", "p_std", "step_size", "latent_step_size",
+            "data_step_size", "n_sigmas", "steps", "latent_steps", "data_steps", "n_projections",
+            "buffer_size"}
+NON_NEGATIVE = {"temperature", "energy_l2", "label_smoothing", "reconstruction_steps", "reconstruction_warmup", "reinit", "bounds_slack"}
+
+
+def check_options(name: str, objective: Objective) -> None:
+    """One ConfigError for a number no objective can train with (a negative step size, sigma_min >= sigma_max, ...),
+    before step 1."""
+    if not dataclasses.is_dataclass(objective):
+        return
+    values = {f.name: getattr(objective, f.name) for f in dataclasses.fields(objective)}
+    for key, value in values.items():
+        if value is None or isinstance(value, bool) or not isinstance(value, (int, float)):
+            continue
+        bad = (key in POSITIVE and not (math.isfinite(value) and value > 0)) or \
+              (key in NON_NEGATIVE and not (math.isfinite(value) and value >= 0))
+        if bad:
+            bound = "> 0" if key in POSITIVE else ">= 0"
+            raise ConfigError(f"objective {name!r}: {key} must be a finite number {bound}, got {value!r}")
+    if values.get("sigma_min") is not None and values.get("sigma_max") is not None \
+            and not values["sigma_min"] < values["sigma_max"]:
+        raise ConfigError(f"objective {name!r}: sigma_min ({values['sigma_min']}) must be below sigma_max "
+                          f"({values['sigma_max']})")
+
+
 def build_objective(spec: dict, sigma0: float) -> Objective:
     """The objective named in an entry's ``recipe.objective`` block; objectives with a ``sigma0`` field default to the
-    model's sigma0."""
+    model's sigma0. Its numbers are checked (``check_options``)."""
     options = dict(spec)
     name = options.pop("name", None)
     cls = OBJECTIVES.get(name)
     if dataclasses.is_dataclass(cls) and "sigma0" in {f.name for f in dataclasses.fields(cls)}:
         options.setdefault("sigma0", sigma0)
-    return OBJECTIVES.build(name, **options)
+    objective = OBJECTIVES.build(name, **options)
+    check_options(name, objective)
+    return objective

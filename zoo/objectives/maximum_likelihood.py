@@ -40,9 +40,8 @@ class MaximumLikelihoodObjective(Objective):
     def __post_init__(self):
         if self.mode not in MODES:
             raise ConfigError(f"ml mode must be one of {list(MODES)}, got {self.mode!r}")
-        if not (isinstance(self.steps, int) and self.steps >= 1 and self.step_size > 0 and self.temperature >= 0):
-            raise ConfigError(f"ml needs steps >= 1, step_size > 0, temperature >= 0; got {self.steps}, "
-                              f"{self.step_size}, {self.temperature}")
+        if not isinstance(self.steps, int):  # its size and the step size: base.check_options
+            raise ConfigError(f"ml steps must be an integer, got {self.steps!r}")
         if not 0 <= self.reinit <= 1:
             raise ConfigError(f"ml reinit must be in [0, 1], got {self.reinit}")
         self._kernel = build_kernel("langevin")

@@ -44,8 +44,6 @@ class NoiseConditionalDSMObjective(Objective):
             raise ConfigError(f"ncdsm sigma_distribution must be one of {DISTRIBUTIONS}, got {self.sigma_distribution!r}")
         if self.weighting not in WEIGHTINGS:
             raise ConfigError(f"ncdsm weighting must be one of {WEIGHTINGS}, got {self.weighting!r}")
-        if not (0 < self.sigma_min < self.sigma_max and self.p_std > 0 and self.sigma_data > 0):
-            raise ConfigError("ncdsm needs 0 < sigma_min < sigma_max, p_std > 0 and sigma_data > 0")
 
     def sample_sigmas(self, n: int, generator, device, dtype) -> torch.Tensor:
         u = torch.randn(n, generator=generator, device=device, dtype=dtype) if self.sigma_distribution == "lognormal" \
