@@ -1,9 +1,7 @@
-"""Sample quality on torchmetrics: FID, KID and IS with a pluggable feature extractor.
-
-* ``inception``: torchmetrics' Inception-v3 (needs ``torch-fidelity`` and its downloaded FID weights; offline,
-  pass the weights file). Comparable with the papers' FID / IS.
-* ``classifier``: the zoo's in-domain evaluation classifier for the dataset (entries ``classifier-<dataset>``,
-  bundled like any weights): "classifier-FID / classifier-KID / classifier-IS", comparable *within the zoo only*.
+"""Sample quality on torchmetrics: FID, KID and IS with a pluggable feature extractor: the zoo's in-domain evaluation
+classifier for the dataset (entries ``classifier-<dataset>``, bundled like any weights): "classifier-FID /
+classifier-KID / classifier-IS", comparable *within the zoo only*, not with the papers' Inception FID / IS (which need
+torch-fidelity's downloaded Inception weights: not available offline, so not offered).
 
 Every number is reported beside the real-data ceiling: the same metric for held-out test images against training
 images, at the same n (``real_data_ceiling``), so that a reader knows what "good" is.
@@ -75,24 +73,12 @@ def classifier_for(entry, model_class, mirror=None):
     name = CLASSIFIERS.get(entry.data.hub_id)
     if name is None:
         raise ConfigError(f"no evaluation classifier for dataset {entry.dataset_name()!r} (have: {sorted(CLASSIFIERS)}); "
-                          f"train one with recipes/classifier.py or use --features inception")
+                          f"train one with recipes/classifier.py")
     classifier = get_entry(name)
     if classifier.weights is None:
         raise ConfigError(f"the evaluation classifier {name} has no weights yet: train it with "
                           f"`python {classifier.recipe.script} --entry {name} --data-dir ../shared/datasets`")
     return load_published(model_class, classifier, mirror=mirror).eval()
-
-
-def inception_features(weights_path: str | None = None) -> str | int:
-    """The torchmetrics Inception feature spec, or one clear error saying how to provide it offline."""
-    try:
-        import torch_fidelity  # noqa: F401
-    except ImportError:
-        raise ZooError("Inception FID/KID/IS need torch-fidelity and the FID Inception weights "
-                       "(pt_inception-2015-12-05-6726825d.pth): `pip install torch-fidelity`, then either let it "
-                       "download them (internet) or pass --inception-weights PATH. Offline, use --features classifier "
-                       "(the zoo's in-domain classifier; numbers not comparable with the papers').") from None
-    return 2048
 
 
 def _batches(x: torch.Tensor, size: int = 256):
