@@ -2,6 +2,7 @@
 energy: the data behind the ``ncebm-*`` entries' default sampler and presets.
 
     python experiments/ode_sweep.py --entry ncebm-mnist --data-dir ../shared/datasets [-n 500]
+    python experiments/ode_sweep.py --entry ncebm-mnist --point 80 0.002 18 7 ...   # more points, appended
 
 For each point (sigma_max, sigma_min, steps, rho) it draws n samples (seed 0) and scores them as ``zoo eval`` does
 (classifier-FID / KID / IS and the confident-class share, against the same training images), beside the same numbers
@@ -37,6 +38,8 @@ def main() -> None:
     p.add_argument("--data-dir", default=None)
     p.add_argument("-n", type=int, default=500)
     p.add_argument("--n-real", type=int, default=2000)
+    p.add_argument("--point", nargs=4, type=float, action="append", metavar=("SIGMA_MAX", "SIGMA_MIN", "STEPS", "RHO"),
+                   help="sweep these points instead of the grid, appended to the results file")
     args = p.parse_args()
     entry = zoo.get_entry(args.entry)
     model = zoo.load(args.entry)
@@ -48,7 +51,10 @@ def main() -> None:
     ceiling["confident_share"] = confident_share(test[:args.n], logits)
     path = CARDS / f"{args.entry}.ode_sweep.json"
     out = {"entry": args.entry, "n": args.n, "n_real": len(train), "real_data_ceiling": ceiling, "points": []}
-    for sigma_max, sigma_min, steps, rho in GRID:
+    if args.point and path.is_file():
+        out["points"] = json.loads(path.read_text())["points"]
+    for sigma_max, sigma_min, steps, rho in args.point or GRID:
+        steps = int(steps)
         start = time.time()
         x = generate(model, args.n, batch_size=64, seed=0, name="pf_ode", sigma_max=sigma_max, sigma_min=sigma_min,
                      steps=steps, rho=rho)
