@@ -129,6 +129,16 @@ def preprocess(images: np.ndarray, data, data_range: tuple[float, float]) -> tor
     return x.contiguous()
 
 
+def over_black(image):
+    """An RGB image with any transparency (RGBA, LA, P with transparency) composited over black, the background of the
+    zoo's digit datasets."""
+    from PIL import Image
+
+    if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
+        image = Image.alpha_composite(Image.new("RGBA", image.size, (0, 0, 0, 255)), image.convert("RGBA"))
+    return image.convert("RGB")
+
+
 def images_to_tensor(images, entry, data_range: tuple[float, float], names: list[str] | None = None) -> torch.Tensor:
     """PIL images (or image files) -> float (N, C, H, W) in ``data_range``, preprocessed as the entry's dataset is
     (resize + centre crop, padding). Transparent pixels (RGBA, LA, P with transparency) are composited over black,
@@ -145,9 +155,7 @@ def images_to_tensor(images, entry, data_range: tuple[float, float], names: list
             image.load()
         except (OSError, UnidentifiedImageError, ValueError) as err:
             raise InputError(f"{name}: not a readable image ({err})") from None
-        if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
-            image = Image.alpha_composite(Image.new("RGBA", image.size, (0, 0, 0, 255)), image.convert("RGBA"))
-        arrays.append(_to_array(image.convert("L" if channels == 1 else "RGB"), entry.data.resize))
+        arrays.append(_to_array(over_black(image).convert("L" if channels == 1 else "RGB"), entry.data.resize))
     if not arrays:
         raise InputError("no images given")
     sizes = sorted({a.shape[:2] for a in arrays})

@@ -21,7 +21,7 @@ import torch
 from PIL import Image
 from torch.nn import functional as F
 
-from .data import grid_image, images_to_tensor, load_tensor
+from .data import grid_image, images_to_tensor, load_tensor, over_black
 from .errors import DatasetNotFoundError, InputError, ZooError
 from .listing import weights_status
 from . import registry
@@ -223,13 +223,9 @@ class Demo:
         return card or f"{name} has no card in its folder."
 
 
-def _rgb(image: Image.Image) -> Image.Image:
-    return Image.alpha_composite(Image.new("RGBA", image.size, (0, 0, 0, 255)), image.convert("RGBA")).convert("RGB")
-
-
 def _pixels(image: Image.Image, channels: int) -> torch.Tensor:
     """PIL image -> float (1, C, H, W) in [0, 1], transparency composited over black."""
-    arr = np.asarray(_rgb(image).convert("L" if channels == 1 else "RGB"), dtype=np.float32) / 255.0
+    arr = np.asarray(over_black(image).convert("L" if channels == 1 else "RGB"), dtype=np.float32) / 255.0
     return torch.from_numpy(arr.reshape(image.height, image.width, channels)).permute(2, 0, 1)[None]
 
 

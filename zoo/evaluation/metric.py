@@ -19,6 +19,11 @@ METRICS = Registry("metric")
 GENERATIVE = ("mdsm", "deen", "denoising_ebm", "ebm", "ncebm")  # the families that sample (not the classifiers)
 
 
+def generates_images(entry) -> bool:
+    """An entry whose model samples images (restoration and energy-ranking metrics apply to it)."""
+    return len(entry.model.input_shape) == 3 and entry.family in GENERATIVE
+
+
 class Metric:
     """One measurement of ``zoo eval``: ``applies`` and ``run`` are required; the renderings default to nothing."""
 

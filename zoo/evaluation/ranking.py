@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 from torch.nn import functional as F
 
-from .metric import GENERATIVE, METRICS, Metric, fmt
+from .metric import METRICS, Metric, fmt, generates_images
 
 
 def eroded(x: torch.Tensor, data_range) -> torch.Tensor:
@@ -49,7 +49,7 @@ class Ranking(Metric):
     order = 70
 
     def applies(self, entry) -> bool:
-        return len(entry.model.input_shape) == 3 and entry.family in GENERATIVE
+        return generates_images(entry)
 
     def run(self, ctx) -> dict:
         samples = ctx.samples

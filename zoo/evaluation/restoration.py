@@ -11,7 +11,7 @@ import torch
 
 from ..errors import InputError
 from ..metrics import psnr
-from .metric import METRICS, Metric, fmt
+from .metric import METRICS, Metric, fmt, generates_images
 
 MASKS = ("centre", "left", "random50")  # the standard masks of the evaluation
 ALL_MASKS = ("centre", "center", "left", "right", "top", "bottom", "random50")
@@ -77,12 +77,6 @@ def inpainting(model, x: torch.Tensor, masks=MASKS, seed: int = 0, **sample_kwar
     return out
 
 
-def _restores(entry) -> bool:
-    from .metric import GENERATIVE
-
-    return len(entry.model.input_shape) == 3 and entry.family in GENERATIVE
-
-
 @METRICS.register("denoising")
 class Denoising(Metric):
     """PSNR / SSIM of ``denoise()`` on ``n_test`` test images at each noise level, beside the noisy input's PSNR."""
@@ -90,7 +84,7 @@ class Denoising(Metric):
     order = 40
 
     def applies(self, entry) -> bool:
-        return _restores(entry)
+        return generates_images(entry)
 
     def run(self, ctx) -> dict:
         model, (lo, hi) = ctx.model, ctx.model.data_range
@@ -122,7 +116,7 @@ class Inpainting(Metric):
     order = 50
 
     def applies(self, entry) -> bool:
-        return _restores(entry)
+        return generates_images(entry)
 
     def run(self, ctx) -> dict:
         import time
