@@ -28,7 +28,7 @@ def seconds_per_step(entry, spec: dict, batch: int, steps: int, warmup: int, dev
     gen = torch.Generator(device).manual_seed(0)
 
     def step():
-        loss = objective(net, x, ObjectiveContext(generator=gen, unwrapped=net)).loss
+        loss = objective(net, x, ObjectiveContext(generator=gen)).loss
         loss.backward()
         opt.step()
         opt.zero_grad(set_to_none=True)

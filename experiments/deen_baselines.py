@@ -58,7 +58,7 @@ def fit(net: nn.Module, objective, data: torch.Tensor, *, steps: int, batch_size
     losses = []
     for step in range(steps):
         x = data[torch.randint(0, len(data), (batch_size,), generator=gen)]
-        out = objective(net, x, ObjectiveContext(step=step, generator=gen, unwrapped=net))
+        out = objective(net, x, ObjectiveContext(step=step, generator=gen))
         opt.zero_grad(set_to_none=True)
         out.loss.backward()
         opt.step()

@@ -55,7 +55,7 @@ def test_one_contrastive_update_lowers_data_energy_relative_to_samples():
 
     before = gap()
     opt = torch.optim.SGD(net.parameters(), lr=1e-4)
-    energies = net(x, loss="contrastive", sigma=sigma, generator=torch.Generator().manual_seed(2), z_neg=z_neg, x_neg=x_neg)
+    energies = objective.contrastive_energies(net, x, sigma, torch.Generator().manual_seed(2), z_neg, x_neg)
     sum(contrastive_loss(*pair) for pair in energies.values()).backward()
     opt.step()
     assert gap() < before
@@ -76,7 +76,7 @@ def test_objective_alternates_reconstruction_and_contrastive_phases():
     net = tiny_net()
     objective = DenoisingEBMObjective(latent_steps=2, data_steps=2, reconstruction_steps=3)
     x = torch.rand(4, 1, 8, 8, dtype=torch.float64) * 2 - 1
-    keys = [set(objective(net, x, ObjectiveContext(step=s, generator=torch.Generator().manual_seed(s), unwrapped=net)).logs)
+    keys = [set(objective(net, x, ObjectiveContext(step=s, generator=torch.Generator().manual_seed(s))).logs)
             for s in range(5)]
     assert [("dae" in k, "U_c_gap" in k) for k in keys] == [(True, False)] * 3 + [(False, True)] + [(True, False)]
     warm = DenoisingEBMObjective(reconstruction_steps=3, reconstruction_warmup=5)
@@ -124,7 +124,7 @@ def test_ood_auroc_is_one_for_noise_and_a_half_for_the_same_data():
     opt = torch.optim.Adam(net.parameters(), lr=3e-3)
     g = torch.Generator().manual_seed(0)
     for _ in range(150):
-        loss, _ = net(data, loss="reconstruction", sigma=torch.full((64,), 0.3), generator=g)
+        loss = sum(DenoisingEBMObjective.reconstruction_terms(net, data, torch.full((64,), 0.3), g))
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -186,11 +186,11 @@ def test_the_decoder_loss_updates_only_the_decoder_and_the_contrastive_phase_upd
     torch.manual_seed(0)
     net = DenoisingEBM([1, 8, 8], width=8, latent_dim=4)
     x, sigma, g = torch.rand(4, 1, 8, 8) * 2 - 1, torch.full((4,), 0.3), torch.Generator().manual_seed(0)
-    _, decoder_loss = net.reconstruction_terms(x, sigma, g)
+    _, decoder_loss = DenoisingEBMObjective.reconstruction_terms(net, x, sigma, g)
     decoder_loss.backward()
     assert all(p.grad is None or not p.grad.any() for p in net.dae.parameters())
     assert any(p.grad is not None and p.grad.any() for p in net.decoder.parameters())
     net.zero_grad(set_to_none=True)
-    energies = net(x, loss="contrastive", sigma=sigma, generator=g, z_neg=torch.randn(4, 4), x_neg=torch.rand_like(x))
+    energies = DenoisingEBMObjective.contrastive_energies(net, x, sigma, g, torch.randn(4, 4), torch.rand_like(x))
     (energies["U_c"][0].mean() - energies["U_c"][1].mean()).backward()
     assert any(p.grad is not None and p.grad.any() for p in net.dae.parameters())

@@ -34,7 +34,7 @@ def fit(spec: dict, steps: int = 400, lr: float = 0.05, sigma0: float = 0.3):
     for step in range(steps):
         g = torch.Generator().manual_seed(step)
         x = data[torch.randint(0, len(data), (512,), generator=g)]
-        out = objective(model, x, ObjectiveContext(step=step, generator=g, unwrapped=model))
+        out = objective(model, x, ObjectiveContext(step=step, generator=g))
         opt.zero_grad()
         out.loss.backward()
         opt.step()
@@ -97,7 +97,7 @@ def test_a_diverging_negative_chain_is_reported_not_trained_on():
         model.log_precision.fill_(2.0)  # eps^2 lambda / 2 = 33: the Langevin chain explodes
     x = TRUE_MEAN + TRUE_STD * torch.randn(64, 2)
     with pytest.raises(zoo.ChainDivergedError, match="diverged"):
-        objective(model, x, ObjectiveContext(generator=torch.Generator().manual_seed(0), unwrapped=model))
+        objective(model, x, ObjectiveContext(generator=torch.Generator().manual_seed(0)))
 
 
 def test_the_ebm_recipe_trains_a_toy_entry_with_each_objective(tmp_path):

@@ -100,7 +100,7 @@ def test_every_objective_gives_a_finite_loss_and_gradient_and_keeps_its_state():
         g = torch.Generator().manual_seed(0)
         batch = torch.rand(8, *shape, generator=g)
         labels = torch.randint(0, 10, (8,), generator=g)
-        ctx = ObjectiveContext(step=0, generator=g, unwrapped=net, sigma0=0.1,
+        ctx = ObjectiveContext(step=0, generator=g, sigma0=0.1,
                                labels=labels if objective.needs_labels else None)
         out = objective(net, batch, ctx)
         assert out.loss.dim() == 0 and torch.isfinite(out.loss), name

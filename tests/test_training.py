@@ -63,22 +63,32 @@ def test_resume_equals_uninterrupted_run(tmp_path, synthetic_mnist):
         assert torch.equal(a[k], b[k]), k  # bit-equal: data order, noise, optimizer, scheduler and EMA all restored
 
 
-def test_two_process_ddp_training_keeps_processes_in_sync(tmp_path, synthetic_mnist):
+@pytest.mark.parametrize("recipe, entry, flags", [
+    ("mdsm", "mdsm-mnist", TINY),  # double backprop under DDP
+    ("ebm", "ebm-2d-gmm-nce", ["--batch-size", "8", "--log-every", "1"]),  # NCE's own log Z, synced with the network
+])
+def test_two_process_ddp_training_keeps_processes_in_sync(tmp_path, synthetic_mnist, recipe, entry, flags):
     # accelerate's multi-CPU mode: torchrun-style launch (--multi_gpu) + ACCELERATE_USE_CPU -> gloo backend
+    from safetensors.torch import load_file
+
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "OMP_NUM_THREADS": "1", "ACCELERATE_USE_CPU": "1"}
     cmd = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
-           "--mixed_precision", "no", "--dynamo_backend", "no", str(REPO_ROOT / "recipes" / "mdsm.py"),
-           "--entry", "mdsm-mnist", "--data-dir", str(synthetic_mnist), "--output-dir", str(tmp_path / "ddp"),
-           "--max-steps", "4", "--checkpoint-every", "4", *TINY]
+           "--mixed_precision", "no", "--dynamo_backend", "no", str(REPO_ROOT / "recipes" / f"{recipe}.py"),
+           "--entry", entry, "--data-dir", str(synthetic_mnist), "--output-dir", str(tmp_path / "ddp"),
+           "--max-steps", "4", "--checkpoint-every", "4", *flags]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "Grad strides do not match" not in proc.stderr
     stats = json.loads((tmp_path / "ddp" / "train_stats.json").read_text())
     assert stats["processes"] == 2
     first, second = stats["parameter checksum per process"]
-    assert first == second  # DDP (with double backprop) kept both processes on the same weights
+    assert first == second  # DDP kept both processes on the same network and objective parameters
     exported = zoo.EnergyModel.from_pretrained(tmp_path / "ddp" / "export")
-    assert sum(p.double().sum().item() for p in exported.parameters()) == pytest.approx(first, rel=1e-12)
+    state = load_file(str(tmp_path / "ddp" / "checkpoints" / "step_00000004" / "state.safetensors"))
+    own = [v for k, v in state.items() if k == "objective.log_z"]  # the objective's parameter, if it has one
+    assert len(own) == (entry == "ebm-2d-gmm-nce")
+    total = sum(p.double().sum().item() for p in exported.parameters()) + sum(v.double().item() for v in own)
+    assert total == pytest.approx(first, rel=1e-12)
     logs = (tmp_path / "ddp" / "metrics.jsonl").read_text().splitlines()
     assert len(logs) == 4 and all(json.loads(line)["loss"] > 0 for line in logs)
 
@@ -193,8 +203,8 @@ class CountingBuffer(zoo.objectives.MDSMObjective):
         self.buffer = state["buffer"].clone()
 
 
-def test_objective_state_survives_checkpoint_and_resume_bit_exactly(tmp_path, synthetic_mnist):
-    zoo.objectives.register_objective("counting_buffer")(CountingBuffer)
+def test_objective_state_survives_checkpoint_and_resume_bit_exactly(tmp_path, synthetic_mnist, monkeypatch):
+    monkeypatch.setitem(zoo.objectives.OBJECTIVES, "counting_buffer", CountingBuffer)  # removed again after the test
     spec = ["--set", "recipe.objective={name: counting_buffer, sigma_min: 0.1, sigma_max: 3.0, spacing: geometric}"]
     straight = run(tmp_path / "a", synthetic_mnist, "--max-steps", "6", "--checkpoint-every", "3", *spec)
     run(tmp_path / "b", synthetic_mnist, "--max-steps", "6", "--checkpoint-every", "3", "--time-limit", "0", *spec)

@@ -121,7 +121,7 @@ class DenoisingEBM(nn.Module):
     """The DAE r = g∘f (parameters φ) and the semantic decoder h (parameters γ), with the paper's two energies.
 
     ``forward(x)`` is the texture energy at ``energy_sigma`` (0.05, the OOD experiment's σ) with a fixed noise draw
-    (seed 0), so E(x) is deterministic; the training objective calls ``forward(x, loss=...)`` so that DDP sees it.
+    (seed 0), so E(x) is deterministic. The training losses (Algorithm 1) are the objective's (``zoo.objectives.debm``).
     """
 
     compiled_parts = ("dae", "decoder")  # what compile=True puts under torch.compile (zoo.sampling.compiled)
@@ -153,34 +153,6 @@ class DenoisingEBM(nn.Module):
     def denoise(self, x_noisy: torch.Tensor, sigma: float) -> torch.Tensor:
         return self.reconstruct(x_noisy, sigma)
 
-    # ---------------------------------------------------------------- training losses (through forward, for DDP)
-    def reconstruction_terms(self, x, sigma, generator) -> tuple[torch.Tensor, torch.Tensor]:
-        """Algorithm 1 lines 3-5: the DAE loss ||r(x̃, σ) - x||² (updates φ) and the decoder loss ||h(f(x̃, σ)) - x||²
-        (eq. 13; updates only γ: the code f(x̃, σ) is detached, as line 5 updates the decoder alone)."""
-        x_noisy = x + sigma.view(-1, 1, 1, 1) * torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
-        dae = _sq(self.dae(x_noisy, sigma) - x).mean()
-        z = self.dae.encode(x_noisy, sigma)[0].detach()
-        return dae, _sq(self.decoder(z) - x).mean()
-
-    def reconstruction_loss(self, x, sigma, generator):
-        dae, dec = self.reconstruction_terms(x, sigma, generator)
-        return dae + dec, {"dae": dae.detach(), "decoder": dec.detach()}
-
-    def contrastive_energies(self, x, sigma, generator, z_neg, x_neg) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
-        """Algorithm 1 lines 14-18, the per-sample energies of the contrastive update: U_s of the data codes and of z^K
-        (φ fixed, so only γ learns from them) and U_c of the data and of x^T (for φ)."""
-        frozen = {k: v.detach() for k, v in self.dae.named_parameters()}
-        with torch.no_grad():
-            z_data = self.dae.encode(x + sigma.view(-1, 1, 1, 1) * torch.randn(
-                x.shape, generator=generator, device=x.device, dtype=x.dtype), sigma)[0]
-        return {"U_s": (self.semantic_energy(z_data, sigma, generator, frozen),
-                        self.semantic_energy(z_neg, sigma, generator, frozen)),
-                "U_c": (self.texture_energy(x, sigma, generator), self.texture_energy(x_neg, sigma, generator))}
-
-    def forward(self, x: torch.Tensor, loss: str | None = None, **kwargs):
-        if loss == "reconstruction":
-            return self.reconstruction_loss(x, **kwargs)
-        if loss == "contrastive":
-            return self.contrastive_energies(x, **kwargs)
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         generator = torch.Generator(x.device).manual_seed(0)
         return self.texture_energy(x, self.energy_sigma, generator)

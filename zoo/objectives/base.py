@@ -23,11 +23,11 @@ class ObjectiveOutput:
 
 @dataclass
 class ObjectiveContext:
-    """What an objective may use besides the (possibly DDP-wrapped) model and the batch."""
+    """What an objective may use besides the network and the batch. The network is the bare one (the training loop's
+    ``Trainable`` calls the objective inside the DDP-wrapped forward), so MCMC may run on it directly."""
 
     step: int = 0
     generator: torch.Generator | None = None  # seeded by (seed, step, rank): resumable bit-exactly
-    unwrapped: torch.nn.Module | None = None  # the bare network: run MCMC on it, not on the DDP wrapper
     sampler: Any = None  # the entry's sampler, for objectives that need negatives
     sigma0: float | None = None
     labels: torch.Tensor | None = None  # class labels of the batch, for objectives with ``needs_labels = True``

@@ -47,14 +47,36 @@ class DenoisingEBMObjective(Objective):
                               self.data_step_size, generator=generator, device=sigma.device, dtype=sigma.dtype)
         return out.extras["latent"].detach(), out.samples.detach()
 
-    def __call__(self, model, x: torch.Tensor, ctx: ObjectiveContext) -> ObjectiveOutput:
+    @staticmethod
+    def reconstruction_terms(net, x, sigma, generator) -> tuple[torch.Tensor, torch.Tensor]:
+        """Lines 3-5: the DAE loss ||r(x̃, σ) - x||² (updates φ) and the decoder loss ||h(f(x̃, σ)) - x||² (eq. 13;
+        updates only γ: the code f(x̃, σ) is detached, as line 5 updates the decoder alone)."""
+        x_noisy = x + sigma.view(-1, 1, 1, 1) * torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
+        dae = (net.dae(x_noisy, sigma) - x).flatten(1).pow(2).sum(1).mean()
+        z = net.dae.encode(x_noisy, sigma)[0].detach()
+        return dae, (net.decoder(z) - x).flatten(1).pow(2).sum(1).mean()
+
+    @staticmethod
+    def contrastive_energies(net, x, sigma, generator, z_neg, x_neg) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+        """Lines 14-18, the per-sample energies of the contrastive update: U_s of the data codes and of z^K (φ fixed,
+        so only γ learns from them) and U_c of the data and of x^T (for φ)."""
+        frozen = {k: v.detach() for k, v in net.dae.named_parameters()}
+        with torch.no_grad():
+            z_data = net.dae.encode(x + sigma.view(-1, 1, 1, 1) * torch.randn(
+                x.shape, generator=generator, device=x.device, dtype=x.dtype), sigma)[0]
+        return {"U_s": (net.semantic_energy(z_data, sigma, generator, frozen),
+                        net.semantic_energy(z_neg, sigma, generator, frozen)),
+                "U_c": (net.texture_energy(x, sigma, generator), net.texture_energy(x_neg, sigma, generator))}
+
+    def __call__(self, net, x: torch.Tensor, ctx: ObjectiveContext) -> ObjectiveOutput:
         g = ctx.generator
         sigma = self.sigmas(x.shape[0], x, g)
         if not self.contrastive_phase(ctx.step):
-            loss, logs = model(x, loss="reconstruction", sigma=sigma, generator=g)
+            dae, dec = self.reconstruction_terms(net, x, sigma, g)
+            loss, logs = dae + dec, {"dae": dae.detach(), "decoder": dec.detach()}
         else:
-            z_neg, x_neg = self.negatives(ctx.unwrapped, sigma, x.shape, g)
-            energies = model(x, loss="contrastive", sigma=sigma, generator=g, z_neg=z_neg, x_neg=x_neg)
+            z_neg, x_neg = self.negatives(net, sigma, x.shape, g)
+            energies = self.contrastive_energies(net, x, sigma, g, z_neg, x_neg)
             terms = {name: contrastive_loss(*pair, self.energy_l2) for name, pair in energies.items()}
             loss = terms["U_s"] + terms["U_c"]
             logs = {f"{name}_gap": (pos.mean() - neg.mean()).detach() for name, (pos, neg) in energies.items()}

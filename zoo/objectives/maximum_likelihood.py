@@ -83,13 +83,12 @@ class MaximumLikelihoodObjective(Objective):
             self.buffer[idx] = neg
         return neg
 
-    def __call__(self, model, x: torch.Tensor, ctx: ObjectiveContext) -> ObjectiveOutput:
-        net = ctx.unwrapped if ctx.unwrapped is not None else model
+    def __call__(self, net, x: torch.Tensor, ctx: ObjectiveContext) -> ObjectiveOutput:
         was_training = net.training
         net.eval()
         neg = self.negatives(net, x, ctx.generator)
         net.train(was_training)
-        energies = model(torch.cat([x, neg]))
+        energies = net(torch.cat([x, neg]))
         e_data, e_neg = energies[: x.shape[0]], energies[x.shape[0]:]
         loss = contrastive_loss(e_data, e_neg, self.energy_l2)
         return ObjectiveOutput(loss, {"loss": loss.detach(), "E_gap": (e_data.mean() - e_neg.mean()).detach(),

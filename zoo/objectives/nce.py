@@ -6,7 +6,7 @@ log Z and a tractable noise distribution q = N(mu, s^2 I):
 
 q is fitted to the first batch (per-dimension mean, one std times ``noise_scale``) unless ``noise_mean`` /
 ``noise_std`` are given, and then kept fixed (objective state). c is a parameter of the objective: the training loop
-optimises it with the network and all-reduces its gradient across processes.
+optimises it with the network (one module under DDP, so its gradient is synchronised too).
 """
 from __future__ import annotations
 

@@ -1,5 +1,6 @@
-"""The recipe's command line: parsed and validated before step 1, and the entry with ``--set`` overrides
-re-validated through the schema (so a misspelt key is rejected, not ignored)."""
+"""The recipe's command line -> the typed ``RunConfig`` of a run: every flag parsed and validated before step 1, the
+entry with ``--set`` overrides re-validated through the schema (so a misspelt key is rejected, not ignored), and the
+entry's recipe filling what the flags leave open."""
 from __future__ import annotations
 
 import argparse
@@ -7,6 +8,8 @@ import dataclasses
 import os
 import shlex
 import sys
+from dataclasses import dataclass
+from pathlib import Path
 
 import yaml
 
@@ -89,35 +92,68 @@ def launch_command(family: str, argv: list[str]) -> str:
     return " ".join([prefix, f"recipes/{family}.py", *(shlex.quote(a) for a in argv)])
 
 
-def parse_args(family: str, argv: list[str] | None = None) -> argparse.Namespace:
-    """Parse and validate every flag; ``args.entry_spec`` is the typed entry with overrides applied."""
+@dataclass(frozen=True)
+class RunConfig:
+    """One training run: the entry (with overrides) and every setting, resolved from the flags and the entry's recipe."""
+
+    family: str
+    entry: Entry
+    command: str  # the command as the user ran it (for the card)
+    output_dir: Path
+    data_dir: str | None
+    max_steps: int  # optimizer updates = the cosine schedule's length
+    batch_size: int  # global
+    lr: float
+    lr_warmup: int
+    grad_accum: int
+    ema: float  # 0 = off
+    seed: int
+    checkpoint_every: int
+    keep_checkpoints: int
+    log_every: int
+    resume: str | None
+    time_limit: float | None
+    init_from: str | None
+    mixed_precision: str | None
+    channels_last: bool
+    grid_preset: str | None
+    grid_n: int | None  # None: 64 on a GPU, 16 on a CPU
+    limit_data: int | None
+    push_to_hub: str | None
+
+    def settings(self) -> dict:
+        """What a checkpoint must agree on to be resumed (stored with it, compared on --resume)."""
+        e = self.entry
+        return {"config": e.config_json(), "objective": e.recipe.objective,
+                "optimizer": dataclasses.asdict(e.recipe.optimizer), "lr": self.lr, "lr_min": e.recipe.lr_min,
+                "lr_warmup": self.lr_warmup, "max_steps": self.max_steps, "batch_size": self.batch_size,
+                "grad_accum": self.grad_accum, "seed": self.seed, "ema": self.ema, "data": dataclasses.asdict(e.data),
+                "limit_data": self.limit_data}
+
+
+def parse_args(family: str, argv: list[str] | None = None) -> RunConfig:
+    """Parse and validate every flag into the run's config (the entry with its overrides applied)."""
     argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser(family).parse_args(argv)
     entry = apply_overrides(get_entry(args.entry), args.overrides)
     if entry.family != family:
         raise ConfigError(f"entry {args.entry!r} is a {entry.family!r} model; use recipes/{entry.family}.py")
     recipe = entry.recipe
-    args.family, args.command, args.entry_spec = family, launch_command(family, argv), entry
-    args.max_steps = args.max_steps or recipe.max_steps
-    args.batch_size = args.batch_size or recipe.batch_size
-    args.lr = args.lr or recipe.optimizer.lr
-    args.checkpoint_every = args.checkpoint_every or recipe.checkpoint_every
-    args.ema = recipe.ema if args.ema is None else args.ema
-    args.grid_preset = args.grid_preset or recipe.grid_preset
+    grid_preset = args.grid_preset or recipe.grid_preset
     presets = entry.sampler.presets
-    if args.grid_preset is not None and args.grid_preset not in presets:
-        raise ConfigError(f"--grid-preset {args.grid_preset!r} is not a sampler preset of {entry.name} ({sorted(presets)})")
+    if grid_preset is not None and grid_preset not in presets:
+        raise ConfigError(f"--grid-preset {grid_preset!r} is not a sampler preset of {entry.name} ({sorted(presets)})")
     if args.push_to_hub:
         from ..hub import check_repo_id
 
         check_repo_id(args.push_to_hub)
-    return args
-
-
-def run_settings(args: argparse.Namespace) -> dict:
-    """What a checkpoint must agree on to be resumed (stored with it, compared on --resume)."""
-    e = args.entry_spec
-    return {"config": e.config_json(), "objective": e.recipe.objective, "optimizer": dataclasses.asdict(e.recipe.optimizer),
-            "lr": args.lr, "lr_min": e.recipe.lr_min, "lr_warmup": args.lr_warmup, "max_steps": args.max_steps, "batch_size": args.batch_size,
-            "grad_accum": args.grad_accum, "seed": args.seed, "ema": args.ema, "data": dataclasses.asdict(e.data),
-            "limit_data": args.limit_data}
+    return RunConfig(
+        family=family, entry=entry, command=launch_command(family, argv),
+        output_dir=Path(args.output_dir or Path("runs") / entry.name), data_dir=args.data_dir,
+        max_steps=args.max_steps or recipe.max_steps, batch_size=args.batch_size or recipe.batch_size,
+        lr=args.lr or recipe.optimizer.lr, lr_warmup=args.lr_warmup, grad_accum=args.grad_accum,
+        ema=recipe.ema if args.ema is None else args.ema, seed=args.seed,
+        checkpoint_every=args.checkpoint_every or recipe.checkpoint_every, keep_checkpoints=args.keep_checkpoints,
+        log_every=args.log_every, resume=args.resume, time_limit=args.time_limit, init_from=args.init_from,
+        mixed_precision=args.mixed_precision, channels_last=args.channels_last, grid_preset=grid_preset,
+        grid_n=args.grid_n if recipe.sample_grid else 0, limit_data=args.limit_data, push_to_hub=args.push_to_hub)

@@ -10,13 +10,14 @@ from ..hub import push_folder_to_hub
 from ..model import EnergyModel
 
 
-def export_run(net, args, stats: dict, out: Path) -> Path:
-    entry = args.entry_spec
-    model = EnergyModel(entry.config_json(), net.float(), entry.sampler_config_json())
-    card = build_card(model.config, model.sampler_config, entry, training={"command": args.command, "stats": stats})
-    export = out / "export"
+def export_run(model: EnergyModel, config, stats: dict) -> Path:
+    """``model`` (fp32) as ``<output_dir>/export`` with its card, the stats beside it; pushed if the run asks."""
+    model.net.float()
+    card = build_card(model.config, model.sampler_config, config.entry,
+                      training={"command": config.command, "stats": stats})
+    export = config.output_dir / "export"
     model.save_pretrained(export, card=str(card))
-    (out / "train_stats.json").write_text(json.dumps(stats, indent=2))
-    if args.push_to_hub:
-        print(f"pushed: {push_folder_to_hub(export, args.push_to_hub)}")
+    (config.output_dir / "train_stats.json").write_text(json.dumps(stats, indent=2))
+    if config.push_to_hub:
+        print(f"pushed: {push_folder_to_hub(export, config.push_to_hub)}")
     return export

@@ -1,6 +1,6 @@
-"""The full training state (network, EMA, optimizer, schedule, objective state, RNG) as ``state.safetensors`` +
-``state.json``: nothing is unpickled when a checkpoint is read back, so a resume (also the campaign's automatic one)
-cannot execute code from a file.
+"""The training state: what one update changes (network, EMA, optimizer, schedule, objective state, step), and its
+storage as ``state.safetensors`` + ``state.json`` (with the RNG): nothing is unpickled when a checkpoint is read back,
+so a resume (also the campaign's automatic one) cannot execute code from a file.
 
 Each part's ``state_dict()`` is a tree of dicts, lists, numbers, strings and tensors; the tensors go to safetensors
 under their path in the tree, the rest to JSON with ``{"__tensor__": key}`` in their place. Dicts with non-string keys
@@ -9,11 +9,16 @@ under their path in the tree, the rest to JSON with ``{"__tensor__": key}`` in t
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
+from torch import nn
 
 from ..errors import ConfigError
+from ..model import EnergyModel
+from ..objectives import Objective, ObjectiveContext
 
 TENSORS, TREE = "state.safetensors", "state.json"
 
@@ -79,3 +84,39 @@ def read_state(folder: Path, parts: dict, device: torch.device | None = None) ->
         part.load_state_dict(_unflatten(tree[name], tensors, None if name == "optimizer" else device))
     torch.set_rng_state(_unflatten(tree["rng"], tensors)["torch"])
     return int(tree["step"])
+
+
+class Trainable(nn.Module):
+    """The network and the objective as one module: its forward is the objective's loss, so DDP (which wraps this
+    module) synchronises the gradients of the network and of the objective's own parameters (NCE's log Z) alike."""
+
+    def __init__(self, net: nn.Module, objective: Objective):
+        super().__init__()
+        self.net = net
+        self.objective = objective  # an nn.Module objective becomes a submodule: trained and synchronised with the net
+
+    def forward(self, x: torch.Tensor, ctx: ObjectiveContext):
+        out = self.objective(self.net, x, ctx)
+        return out.loss, out.logs
+
+
+@dataclass
+class TrainState:
+    """Everything one update reads and writes. ``model`` is built once and holds the trained network
+    (``model.net``); ``trainable`` is that network with the objective, as accelerate prepared it (DDP-wrapped with
+    more than one process); ``sampling_model`` is what grids and the export sample from (the EMA weights if on)."""
+
+    model: EnergyModel
+    trainable: nn.Module
+    objective: Objective
+    optimizer: Any
+    scheduler: Any
+    ema: Any  # timm ModelEmaV3 or None
+    scaler: Any  # accelerate's GradScaler (fp16) or None
+    sampling_model: EnergyModel
+    step: int = 0
+
+    def parts(self) -> dict:
+        """The checkpointed parts, by their names in ``state.json`` (fixed: saved states of earlier runs resume)."""
+        return {"model": self.model.net, "ema": self.ema, "optimizer": self.optimizer, "scheduler": self.scheduler,
+                "objective": self.objective, "scaler": self.scaler}
