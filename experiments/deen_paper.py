@@ -1,6 +1,6 @@
 """The DEEN paper's experiments (Saremi et al. 2018, Sec. 4) as reproducible commands; outputs go to the model cards.
 
-    python experiments/deen_paper.py plots  [--out model_cards/assets]   # 2-D energy exp(-E) and score fields (Fig. 1 a-d)
+    python experiments/deen_paper.py plots  [--out FOLDER]               # 2-D energy exp(-E) and score fields (Fig. 1 a-d)
     python experiments/deen_paper.py curl   [--out ...]                  # curl of DEEN vs a direct score MLP (Fig. 1 g-h)
     python experiments/deen_paper.py denoise --data-dir ../shared/datasets  # single-step denoising PSNR on MNIST (Fig. 2)
     python experiments/deen_paper.py cd     [--out ...]                  # CD with Langevin negatives in 2-D (Fig. 1 i-j)
@@ -15,6 +15,7 @@ from pathlib import Path
 import torch
 
 import zoo
+from zoo.cards import card_asset
 from zoo.data import load_tensor
 from zoo.metrics import curl_2d, psnr
 from zoo.energies import MLPEnergy
@@ -59,8 +60,9 @@ def plot_fields(out: Path, name: str, energy_fn, data: torch.Tensor, title: str)
 def cmd_plots(args) -> None:
     for name in TOYS:
         model = zoo.load(name)
-        plot_fields(args.out, f"{name}_fields", model.net, load_tensor(zoo.get_entry(name), "test"), name)
-        print(f"wrote {args.out / (name + '_fields.png')}")
+        out = args.out or card_asset(name, "").parent
+        plot_fields(out, f"{name}_fields", model.net, load_tensor(zoo.get_entry(name), "test"), name)
+        print(f"wrote {out / (name + '_fields.png')}")
 
 
 def cmd_curl(args) -> None:
@@ -91,8 +93,9 @@ def cmd_curl(args) -> None:
             ax[row, col].set_title(f"{name}\n{label}: curl", fontsize=9)
             fig.colorbar(im, ax=ax[row, col], fraction=0.046)
     fig.tight_layout()
-    fig.savefig(args.out / "deen-2d_curl.png", dpi=80)
-    print(f"wrote {args.out / 'deen-2d_curl.png'}")
+    out = args.out / "deen-2d_curl.png" if args.out else card_asset("deen-2d-spiral", "deen-2d_curl.png")
+    fig.savefig(out, dpi=80)
+    print(f"wrote {out}")
 
 
 def cmd_denoise(args) -> None:
@@ -127,14 +130,15 @@ def cmd_cd(args) -> None:
                 gap = net(data[:2000]).mean() - e[~near].mean()
                 covered = (net(data[:2000]) < e.min() + torch.log(torch.tensor(100.0))).float().mean()
             print(f"| {name} | {label} | {gap.item():.3g} | {q[near].sum().item():.3f} | {covered.item():.3f} |")
-        plot_fields(args.out, f"{name}_cd", cd, data, f"{name} CD")
-        print(f"wrote {args.out / (name + '_cd.png')}")
+        out = args.out or card_asset(name, "").parent
+        plot_fields(out, f"{name}_cd", cd, data, f"{name} CD")
+        print(f"wrote {out / (name + '_cd.png')}")
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("command", choices=["plots", "curl", "denoise", "cd"])
-    p.add_argument("--out", type=Path, default=Path("model_cards/assets"))
+    p.add_argument("--out", type=Path, default=None, help="default: assets/ of each entry's bundled weights folder")
     p.add_argument("--data-dir", default=None)
     p.add_argument("--n", type=int, default=1000, help="test images for denoise")
     p.add_argument("--seed", type=int, default=0)

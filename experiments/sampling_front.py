@@ -13,7 +13,8 @@ beside the same numbers for n real test images. The cost is seconds for n sample
 chain step at batch n, measured with the model's default sampling path (``compile="auto"``: eager for chains this short on
 a CPU) once at the start, or again by ``calibrate`` on an idle machine, so the front does not depend on what else ran
 during the sweep. Results go to
-``model_cards/<entry>.front.json`` after every point; ``figure`` draws ``model_cards/assets/<entry>_front.png``.
+``model_cards/<entry>.front.json`` after every point; ``figure`` draws ``<entry>_front.png`` in ``assets/`` of the entry's
+bundled weights folder (the card's image).
 """
 from __future__ import annotations
 
@@ -25,7 +26,7 @@ from pathlib import Path
 import torch
 
 import zoo
-from zoo.cards import presets_at
+from zoo.cards import card_asset, presets_at
 from zoo.data import load_tensor
 from zoo.evaluation.quality import ClassifierFeatures, classifier_for, confident_share, real_data_ceiling, sample_quality
 from zoo.hub import write_atomic
@@ -113,7 +114,7 @@ def cmd_figure(args) -> None:
     axes[1].legend(fontsize=7)
     fig.suptitle(f"{res['entry']}: annealed Langevin, quality vs cost (n = {res['n']}, seed 0)")
     fig.tight_layout()
-    out = CARDS / "assets" / f"{args.entry}_front.png"
+    out = card_asset(args.entry, f"{args.entry}_front.png")
     fig.savefig(out, dpi=100)
     print(out)
 

@@ -14,6 +14,7 @@ from pathlib import Path
 import torch
 
 import zoo
+from zoo.cards import card_asset
 from zoo.data import load_tensor
 from zoo.training import main as train_recipe
 
@@ -49,9 +50,11 @@ def cmd_figure(args) -> None:
     for ax in axes:
         ax.set_xlim(-LIM, LIM), ax.set_ylim(-LIM, LIM), ax.set_aspect("equal"), ax.set_xticks([]), ax.set_yticks([])
     fig.tight_layout()
-    out = Path(args.out) / "ebm-2d-gmm_energies.png"
-    fig.savefig(out, dpi=70)
-    print(f"wrote {out}")
+    outs = [Path(args.out) / "ebm-2d-gmm_energies.png"] if args.out else \
+        [card_asset(name, "ebm-2d-gmm_energies.png") for name in ENTRIES]  # the shared notes' image, in every card
+    for out in outs:
+        fig.savefig(out, dpi=70)
+        print(f"wrote {out}")
 
 
 def main() -> None:
@@ -60,7 +63,7 @@ def main() -> None:
     sub.add_parser("train").set_defaults(func=cmd_train)
     s = sub.add_parser("figure")
     s.add_argument("--from-runs", action="store_true")
-    s.add_argument("--out", default="model_cards/assets")
+    s.add_argument("--out", default=None, help="default: assets/ of each entry's bundled weights folder")
     s.set_defaults(func=cmd_figure)
     args = p.parse_args()
     args.func(args)

@@ -109,7 +109,8 @@ def test_two_slices_continue_one_run_exactly_and_publish_the_better_weights(sand
     card = (paths["mirror"] / "ebm-zoo" / "ncebm-mnist" / "README.md").read_text()
     assert "## Campaign history" in card and "| cpu | scratch | 0 -> 1 |" in card
     assert ("| cpu | resume | 1 -> 6 |" in card) == second["published"]  # the card is rewritten only on a publish
-    assert json.loads((paths["cards"] / "ncebm-mnist.eval.json").read_text())["command"].startswith("zoo eval ncebm-mnist")
+    measured = json.loads((paths["mirror"] / "ebm-zoo" / "ncebm-mnist" / "eval_results.json").read_text())  # with the weights
+    assert measured["command"].startswith("zoo eval ncebm-mnist") and measured == zoo.evaluation.read_results("ncebm-mnist")
     rows = campaign.status_rows(spec)
     assert rows[0]["steps"] == 6 and rows[0]["last_fid"] == second["fid"]
     assert "every run is at its target" in campaign.format_status(rows, spec)
@@ -292,8 +293,8 @@ def test_a_cifar_shaped_mdsm_run_trains_resumes_and_publishes_through_the_campai
     assert math.isfinite(second["fid"]) and second["fid_real_data"] >= 0
     m = zoo.load("mdsm-cifar10")
     assert m.sample(2, seed=0).shape == (2, 3, 32, 32)
-    assert json.loads((paths["cards"] / "mdsm-cifar10.eval.json").read_text())["results"]["quality"]["features"] == \
-        "classifier-cifar10"
+    measured = json.loads((paths["mirror"] / "ebm-zoo" / "mdsm-cifar10" / "eval_results.json").read_text())
+    assert measured["results"]["quality"]["features"] == "classifier-cifar10"
 
 
 def test_the_least_recently_trained_run_goes_first(sandbox):

@@ -227,16 +227,19 @@ def test_mdsm_is_measured_by_its_own_rules_sigma0_jump_and_sigma0_noised_ood(syn
 
 
 def test_a_partial_or_foreign_evaluation_never_overwrites_published_results(tmp_path, monkeypatch, capsys):
-    from zoo import results
+    from zoo import hub
     from zoo.cards import measured_section
     from zoo.cli import main as cli
     from zoo.evaluation import write_results
 
-    monkeypatch.setattr(results, "RESULTS_DIR", tmp_path)
+    monkeypatch.setattr(hub, "BUNDLED_MIRROR", tmp_path)  # the published results live with the bundled weights
+    with pytest.raises(zoo.InputError, match="no bundled weights folder"):
+        write_results("mdsm-mnist-small", {"quality": {"a": 1}}, "zoo eval mdsm-mnist-small", tiny_model())
+    (tmp_path / "ebm-zoo" / "mdsm-mnist-small").mkdir(parents=True)
     model = tiny_model()
-    write_results("x", {"quality": {"a": 1}, "denoising": {"b": 2}}, "zoo eval x", model)
-    write_results("x", {"denoising": {"b": 3}}, "zoo eval x --metrics denoising", model)
-    payload = json.loads((tmp_path / "x.eval.json").read_text())
+    write_results("mdsm-mnist-small", {"quality": {"a": 1}, "denoising": {"b": 2}}, "zoo eval x", model)
+    write_results("mdsm-mnist-small", {"denoising": {"b": 3}}, "zoo eval x --metrics denoising", model)
+    payload = json.loads((tmp_path / "ebm-zoo" / "mdsm-mnist-small" / "eval_results.json").read_text())
     assert payload["results"] == {"quality": {"a": 1}, "denoising": {"b": 3}}
     assert payload["provenance"]["quality"]["command"] == "zoo eval x"
     assert payload["provenance"]["denoising"]["command"] == "zoo eval x --metrics denoising"

@@ -258,22 +258,23 @@ def _pin_weights(entry, sha: dict) -> None:
 
 
 def publish(model, entry, run: RunSpec, spec: CampaignSpec, results: dict, ledger: dict) -> Path:
-    """Replace the bundled fp16 weights, their sha256 pins, ``<entry>.eval.json`` and the card, each file atomically;
+    """Replace the bundled fp16 weights, their sha256 pins, their ``eval_results.json`` and the card, each file atomically;
     the size budget is checked first. The folder is built beside the mirror and swapped in whole."""
     import torch
 
     from . import registry
     from .cards import mirror_card
     from .evaluation import write_results
-    from .hub import BUNDLED_MIRROR, sha256_file
+    from .hub import bundled_folder, sha256_file
 
-    repo_id = entry.weights.repo_id if entry.weights else f"ebm-zoo/{entry.name}"
-    target = BUNDLED_MIRROR / repo_id
+    target = bundled_folder(entry)
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{entry.name}.", dir=target.parent))
     staging.chmod(0o755)  # a published folder, not a private temp one
     try:
         model.save_pretrained(staging, dtype=torch.float16)
+        if (target / "assets").is_dir():  # the card's images (zoo.cards) stay with the card
+            shutil.copytree(target / "assets", staging / "assets")
         check_budget(spec, {target / n: (staging / n).stat().st_size for n in ("model.safetensors", "config.json")})
         sha = {n: sha256_file(staging / n) for n in ("config.json", "model.safetensors")}
         old = target.with_name(f".{target.name}.old")

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 from pathlib import Path
 
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
+from .errors import ConfigError
 from .evaluation.metric import fmt
 
 NOTES_DIR = Path(__file__).resolve().parent.parent / "model_cards"
@@ -85,7 +87,7 @@ def front_section(front: dict, sampler_config: dict) -> str:
             f"(eager; `compile=\"auto\"` does not compile chains this short on a CPU). Classifier-FID/IS as in "
             f"\"Measured\" but on {front['n']} samples, so higher than there; real test images, same n: "
             f"cFID {fmt(ceiling['fid'])}, cIS {fmt(ceiling['is'])}.", "",
-            f"![quality vs cost](../../../model_cards/assets/{front['entry']}_front.png)", "",
+            f"![quality vs cost](assets/{front['entry']}_front.png)", "",
             "| steps | T_max | step size | seconds | cFID | KID | cIS | confident share | preset |",
             "|---|---|---|---|---|---|---|---|---|"]
     for p in sorted(front["points"], key=lambda p: (p["seconds"], p["fid"])):
@@ -173,10 +175,19 @@ def notes_for(name: str) -> str | None:
     candidates = [NOTES_DIR / f"{name}.md"] + [NOTES_DIR / f"{name[:i]}.md" for i in range(len(name) - 1, 0, -1)
                                                 if name[i] == "-"]
     path = next((c for c in candidates if c.is_file()), None)
-    if path is None:
-        return None
-    # image links in the notes are relative to model_cards/; the mirror card lives 3 folders deeper
-    return path.read_text().replace("](assets/", "](../../../model_cards/assets/")
+    # image links (``assets/<file>``) are relative to the weights folder: its ``assets/`` travels with the card
+    return path.read_text() if path is not None else None
+
+
+def card_asset(name: str, filename: str) -> Path:
+    """Where an image of an entry's card goes: ``assets/`` of its bundled weights folder (the card links it relative
+    to itself, so it shows locally and on the Hub)."""
+    from .hub import bundled_folder
+    from .registry import get_entry
+
+    folder = bundled_folder(get_entry(name)) / "assets"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder / filename
 
 
 def mirror_card(entry) -> str:
@@ -191,8 +202,13 @@ def mirror_card(entry) -> str:
     from .results import ledger_path, read_ledger
 
     campaign = read_ledger(entry.name) if ledger_path(entry.name).is_file() else None
-    return str(build_card(entry.config_json(), sampler, entry, notes=notes_for(entry.name),
+    card = str(build_card(entry.config_json(), sampler, entry, notes=notes_for(entry.name),
                           measured=read_results(entry.name), front=read_front(entry.name), campaign=campaign))
+    missing = [f for f in re.findall(r"\]\((assets/[^)\s]+)\)", card) if not (folder / f).is_file()]
+    if missing:
+        raise ConfigError(f"the card of {entry.name} links {missing}, not in {folder}: an image of the card lives in "
+                          f"the weights folder's assets/ (it travels with the weights to the Hub)")
+    return card
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -291,7 +291,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--seed", type=non_negative_int, default=0)
     s.set_defaults(func=cmd_ood)
     s = sub.add_parser("eval", help="measure a model (sample quality, likelihood, denoising, inpainting, OOD, energy "
-                       "ranking), write model_cards/<entry>.eval.json and regenerate its card",
+                       "ranking), write eval_results.json beside its bundled weights and regenerate its card",
                        epilog="example: zoo eval mdsm-mnist-small --data-dir ../shared/datasets --preset fast")
     s.add_argument("name", help="registry entry, a local Hub-layout folder, or hf-hub:org/repo[@revision]")
     s.add_argument("--metrics", nargs="+", default=None,
@@ -307,7 +307,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--ais-step-size", type=positive_float, default=0.01, help="initial leapfrog step (adapted to 65%% acceptance)")
     s.add_argument("--ais-chains", type=positive_int, default=16, help="AIS chains (reverse AIS: test images)")
     s.add_argument("--data-dir", default=None, help="local dataset mirror (Hub layout)")
-    s.add_argument("--output-json", default=None, help="write the results here instead of model_cards/<entry>.eval.json "
+    s.add_argument("--output-json", default=None, help="write the results here instead of beside the bundled weights "
                    "(the card is then left alone)")
     s.add_argument("--device", default="cpu", help="torch device")
     s.add_argument("--dtype", default="float32", choices=["float32", "float64"])

@@ -1,7 +1,8 @@
 """Weights in the Hugging Face Hub layout: resolution, sha256 verification, save/load/push, timeouts.
 
 A zoo repo holds ``config.json`` (sha-pinned with the weights), ``sampler_config.json`` (sampler default and
-presets: not pinned, so tuning a preset never changes a pinned file), ``model.safetensors`` and ``README.md``.
+presets: not pinned, so tuning a preset never changes a pinned file), ``model.safetensors``, ``README.md`` and
+``eval_results.json`` (``zoo eval``'s numbers: not pinned either).
 Resolution order:
 
 1. an explicit local directory with that layout;
@@ -37,8 +38,10 @@ CONFIG_NAME = "config.json"
 SAMPLER_CONFIG_NAME = "sampler_config.json"
 WEIGHTS_NAME = "model.safetensors"
 CARD_NAME = "README.md"
-REPO_FILES = (CONFIG_NAME, SAMPLER_CONFIG_NAME, WEIGHTS_NAME, CARD_NAME)
-OPTIONAL_FILES = (SAMPLER_CONFIG_NAME, CARD_NAME)
+EVAL_NAME = "eval_results.json"  # zoo eval's measured numbers (zoo.results), not pinned
+REPO_FILES = (CONFIG_NAME, SAMPLER_CONFIG_NAME, WEIGHTS_NAME, CARD_NAME, EVAL_NAME)
+OPTIONAL_FILES = (SAMPLER_CONFIG_NAME, CARD_NAME, EVAL_NAME)
+ASSETS = "assets/*"  # the card's images, linked relative to the card
 MIRROR_ENV = "ZOO_HUB_MIRROR"
 TIMEOUT_ENV = "ZOO_HUB_TIMEOUT"
 BUNDLED_MIRROR = Path(__file__).resolve().parent.parent / "hub_mirror"
@@ -118,6 +121,11 @@ def mirror_roots(mirror: str | os.PathLike | None = None) -> list[Path]:
     if BUNDLED_MIRROR.is_dir():
         roots.append(BUNDLED_MIRROR)
     return roots
+
+
+def bundled_folder(entry) -> Path:
+    """The bundled mirror's folder of an entry's weights (``ebm-zoo/<entry>`` until the entry names its repo)."""
+    return BUNDLED_MIRROR / (entry.weights.repo_id if entry.weights else f"ebm-zoo/{entry.name}")
 
 
 def purge_cached(path: Path) -> None:
@@ -318,14 +326,15 @@ def load_published(cls, entry, *, revision: str | None = None, mirror=None, devi
 
 def push_folder_to_hub(folder: str | os.PathLike, repo_id: str, *, token: str | None = None, private: bool | None = None,
                        revision: str | None = None, commit_message: str = "Upload ebm-zoo model") -> str:
-    """Create ``repo_id`` if needed and upload the repo files; returns the commit URL."""
+    """Create ``repo_id`` if needed and upload the repo files (and the card's images in ``assets/``); returns the
+    commit URL."""
     check_repo_id(repo_id)
     try:
         def push(seconds: float):
             api = HfApi(token=token)
             api.create_repo(repo_id, private=private, exist_ok=True)
             return api.upload_folder(folder_path=str(folder), repo_id=repo_id, revision=revision,
-                                     commit_message=commit_message, allow_patterns=list(REPO_FILES))
+                                     commit_message=commit_message, allow_patterns=[*REPO_FILES, ASSETS])
 
         info = bounded_hub_call(push, f"the push to {repo_id!r}")
     except Exception as err:

@@ -41,6 +41,8 @@ def list_models(family: str | None = None) -> list[dict]:
 
 
 def info(name: str) -> dict:
-    """The whole entry as a dict (architecture, sampler, recipe, weights location, reported numbers) + weights status."""
+    """The whole entry as a dict (architecture, sampler, recipe, weights location, reported numbers), its weights
+    status and its headline measured number (from the weights' ``eval_results.json``)."""
     entry = get_entry(name)
-    return {**entry.to_dict(), "weights_status": weights_status(entry), "source": entry.source}
+    return {**entry.to_dict(), "weights_status": weights_status(entry), "measured": headline(name),
+            "source": entry.source}

@@ -33,7 +33,7 @@ class Metric:
         raise NotImplementedError
 
     def run(self, ctx: "EvalContext") -> dict:
-        """The results group (JSON-able) written under the metric's name in ``<entry>.eval.json``."""
+        """The results group (JSON-able) written under the metric's name in ``eval_results.json``."""
         raise NotImplementedError
 
     def card(self, result: dict, entry) -> list[str]:

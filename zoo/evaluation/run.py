@@ -1,5 +1,5 @@
 """``zoo eval``: measure an entry's bundled (or any loaded) weights and write the results JSON that its model card is
-generated from (``model_cards/<entry>.eval.json`` -> ``python -m zoo.cards``).
+generated from (``<weights folder>/eval_results.json`` -> ``python -m zoo.cards``).
 
 The metrics (``--metrics``; default: every one that applies to the entry) are components registered in
 ``zoo.evaluation.metric.METRICS``, one file each: quality (``quality.py``), accuracy (``accuracy.py``), likelihood
@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 
 from ..hub import write_atomic
-from ..results import read_results, results_path  # noqa: F401  (re-exported: zoo.evaluation.read_results)
+from ..results import published_results_path, read_results  # noqa: F401  (re-exported: zoo.evaluation.read_results)
 from .likelihood import AISSettings
 from .metric import EvalContext, metrics
 
@@ -63,11 +63,11 @@ def environment(model) -> dict:
 
 def write_results(name: str, results: dict, command: str, model, path: Path | None = None) -> Path:
     """The results JSON (atomically): the command, the environment and every measured number. The published file
-    (``path`` None: ``model_cards/<entry>.eval.json``) is merged by metric group: a partial evaluation replaces only
+    (``path`` None: ``eval_results.json`` in the entry's bundled weights folder) is merged by metric group: a partial evaluation replaces only
     the groups it measured, and ``provenance`` says which command and environment measured each group."""
     env = environment(model)
     published = path is None
-    path = Path(path) if path else results_path(name)
+    path = Path(path) if path else published_results_path(name)
     old = json.loads(path.read_text()) if published and path.is_file() else {"results": {}}
     provenance = old.get("provenance") or {k: {"command": old["command"], "environment": old["environment"]}
                                             for k in old["results"]}
