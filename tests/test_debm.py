@@ -12,6 +12,7 @@ from conftest import REPO_ROOT
 from zoo.energies import DenoisingEBM
 from zoo.metrics import ood_auroc
 from zoo.objectives import DenoisingEBMObjective, ObjectiveContext, contrastive_loss
+from zoo.sampling import ChainOptions, build_sampler
 from zoo.training import main
 
 TINY = ["--set", "model.architecture={class: DenoisingEBM, width: 8, latent_dim: 8}", "--batch-size", "8",
@@ -194,3 +195,40 @@ def test_the_decoder_loss_updates_only_the_decoder_and_the_contrastive_phase_upd
     energies = DenoisingEBMObjective.contrastive_energies(net, x, sigma, g, torch.randn(4, 4), torch.rand_like(x))
     (energies["U_c"][0].mean() - energies["U_c"][1].mean()).backward()
     assert any(p.grad is not None and p.grad.any() for p in net.dae.parameters())
+
+
+def test_latent_chains_start_at_n01_by_default_and_at_the_training_codes_gaussian_when_asked():
+    """Algorithm 1 starts z^0 ~ N(0, I); the opt-in latent_init="codes" starts at N(code_mean, diag code_std^2), the
+    running statistics that the reconstruction phase keeps of the DAE's codes."""
+    net = tiny_net()
+    e = torch.randn((5, 4), generator=torch.Generator().manual_seed(3), dtype=torch.float64)
+    z0 = net.latent_start(5, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
+    torch.testing.assert_close(z0, e)  # the paper's start: unchanged by the running statistics
+    x, sigma = torch.rand(16, 1, 8, 8, dtype=torch.float64) * 2 - 1, torch.full((16,), 0.3, dtype=torch.float64)
+    g = torch.Generator().manual_seed(0)
+    for _ in range(600):  # momentum 0.01: the statistics converge to the batch codes'
+        DenoisingEBMObjective.reconstruction_terms(net, x, sigma, g)
+    with torch.no_grad():  # the batch statistics over 200 more noise draws
+        codes = [net.dae.encode(x + 0.3 * torch.randn(x.shape, generator=g, dtype=torch.float64), sigma)[0]
+                 for _ in range(200)]
+    mean, std = torch.stack([c.mean(0) for c in codes]).mean(0), torch.stack([c.std(0) for c in codes]).mean(0)
+    torch.testing.assert_close(net.code_mean, mean, atol=0.25 * std.min().item(), rtol=0)
+    torch.testing.assert_close(net.code_std, std, atol=0, rtol=0.25)
+    net.code_mean.fill_(50.0)
+    net.code_std.fill_(2.0)
+    z0 = net.latent_start(5, "codes", generator=torch.Generator().manual_seed(3), dtype=torch.float64)
+    torch.testing.assert_close(z0, 50.0 + 2.0 * e)
+    paper = DenoisingEBMObjective(latent_steps=1, data_steps=1, latent_step_size=1e-12)
+    remedy = DenoisingEBMObjective(latent_steps=1, data_steps=1, latent_step_size=1e-12, latent_init="codes")
+    z_paper, _ = paper.negatives(net, sigma[:5], (5, 1, 8, 8), torch.Generator().manual_seed(3))
+    z_codes, _ = remedy.negatives(net, sigma[:5], (5, 1, 8, 8), torch.Generator().manual_seed(3))
+    assert z_paper.abs().mean() < 3 and (z_codes.mean() - 50).abs() < 3  # the training negatives start there too
+    sampler = build_sampler({"name": "two_stage", "latent_init": "codes", "latent_steps": 1, "data_steps": 1,
+                             "latent_step_size": 1e-12})
+    out = sampler.run(net, 5, (1, 8, 8), sigma0=0.05, dtype=torch.float64,
+                      options=ChainOptions(generator=torch.Generator().manual_seed(3), progress=False))
+    assert (out.extras["latent"].mean() - 50).abs() < 3  # and so do the sampler's
+    with pytest.raises(zoo.ConfigError, match="latent_init"):
+        DenoisingEBMObjective(latent_init="data")
+    with pytest.raises(zoo.ConfigError, match="latent_init"):
+        build_sampler({"name": "two_stage", "latent_init": "data"})

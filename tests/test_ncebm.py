@@ -9,7 +9,7 @@ from torch import nn
 
 import zoo
 from zoo.objectives import ObjectiveContext, build_objective
-from zoo.sampling import build_sampler, energy_and_grad
+from zoo.sampling import ChainOptions, build_sampler, energy_and_grad
 
 
 class GaussianNC(nn.Module):
@@ -105,8 +105,8 @@ def test_tweedie_denoising_of_a_gaussian_is_exact_at_any_sigma():
 ], ids=["pf_ode", "annealed_langevin", "annealed_mala"])
 def test_samplers_reproduce_a_gaussian_mixtures_moments(config):
     """Chains start at the data mean + sigma_max N(0, I), sigma_max well above the modes' distance (4)."""
-    out = build_sampler(config).run(GMMNC(), 2000, (2,), generator=torch.Generator().manual_seed(0),
-                                    bounds=(-20.0, 20.0), progress=False)
+    out = build_sampler(config).run(GMMNC(), 2000, (2,), options=ChainOptions(
+        generator=torch.Generator().manual_seed(0), bounds=(-20.0, 20.0), progress=False))
     x = out.samples
     right = (x[:, 0] > 0).float().mean().item()
     assert abs(right - 0.7) < 0.05  # the mixture weights

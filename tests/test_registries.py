@@ -11,7 +11,7 @@ from zoo.evaluation import METRICS, metrics
 from zoo.objectives import OBJECTIVES, ObjectiveContext, build_objective
 from zoo.registry import _all
 from zoo.results import read_results
-from zoo.sampling import KERNELS, SAMPLERS, StepParams, build_kernel, build_sampler, run_chain
+from zoo.sampling import KERNELS, SAMPLERS, ChainOptions, StepParams, build_kernel, build_sampler, run_chain
 
 IMAGE = [1, 8, 8]
 ARCHITECTURES_CASES = {  # class -> (input shape, tiny options)
@@ -54,8 +54,8 @@ def test_every_kernel_moves_a_chain_and_keeps_it_finite():
         g = torch.Generator().manual_seed(0)
         x0 = torch.randn(64, 2, generator=g, dtype=torch.float64)
         energy = (lambda x, sigma=None: gaussian(x)) if name == "heun" else gaussian
-        out = run_chain(build_kernel(name), energy, lambda b: x0.clone(), 64, [params] * 3, generator=g,
-                        progress=False)
+        out = run_chain(build_kernel(name), energy, lambda b: x0.clone(), 64, [params] * 3,
+                        ChainOptions(generator=g, progress=False))
         x = out.samples if hasattr(out, "samples") else out
         assert torch.isfinite(x).all() and not torch.equal(x, x0), name
 

@@ -8,7 +8,7 @@ import torch
 import zoo
 from conftest import tiny_config, tiny_model
 from legacy_sampler import legacy_inpaint, legacy_sample
-from zoo.sampling import (HMC, KERNELS, MALA, SAMPLERS, AnnealedLangevinSampler, Langevin, StepParams, build_sampler,
+from zoo.sampling import (HMC, KERNELS, MALA, SAMPLERS, AnnealedLangevinSampler, ChainOptions, Langevin, StepParams, build_sampler,
                           leapfrog, register_kernel, run_chain, temperature_schedule)
 
 
@@ -58,7 +58,7 @@ def check_moments(x, mu=MU, cov=COV, tol_mean=0.06, tol_cov=0.08):
 def run_kernel(kernel, energy, n=4000, steps=600, eps=0.3, seed=0, x0=None):
     g = torch.Generator().manual_seed(seed)
     init = (lambda b: torch.randn(b, 2, generator=g, dtype=torch.float64)) if x0 is None else (lambda b: x0.clone())
-    return run_chain(kernel, energy, init, n, [StepParams(eps, 1.0)] * steps, generator=g, progress=False)
+    return run_chain(kernel, energy, init, n, [StepParams(eps, 1.0)] * steps, ChainOptions(generator=g, progress=False))
 
 
 PLAIN = dict(schedule="constant", temperature=1.0, denoise_jump=False, init_mean=0.0, init_std=1.0, progress=False)

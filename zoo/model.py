@@ -21,7 +21,7 @@ from torch import nn
 from .energies import build_network
 from .errors import ConfigError, InputError
 from .hub import load_model, push_folder_to_hub, save_folder
-from .sampling import Clamp, Sampler, SamplerOutput, build_sampler, energy_and_grad
+from .sampling import ChainOptions, Clamp, Sampler, SamplerOutput, build_sampler, energy_and_grad
 from .sampling.compiled import compile_network, frozen_parameters, should_compile
 from .schema import parse_model_config
 
@@ -226,10 +226,11 @@ class EnergyModel(nn.Module):
         length = sampler.chain_length()
         net = self.compiled_net() if should_compile(compile, self.device, length) else self.net
         with frozen_parameters(self.net):
+            options = ChainOptions(generator=generator, batch_size=batch_size, clamp=clamp, bounds=self._bounds(),
+                                   trajectory_every=trajectory_every if return_trajectory else None,
+                                   record_energy=return_energy_trace, progress=progress)
             out = sampler.run(net, n, self.input_shape, sigma0=self.sigma0, device=self.device, dtype=self.dtype,
-                              generator=generator, clamp=clamp, batch_size=batch_size, bounds=self._bounds(),
-                              trajectory_every=trajectory_every if return_trajectory else None,
-                              record_energy=return_energy_trace, progress=progress)
+                              options=options)
         if clip:
             out.samples = out.samples.clamp(*self.data_range)
             if clamp is not None:

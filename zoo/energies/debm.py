@@ -18,7 +18,11 @@ from torch import nn
 from torch.func import functional_call
 from torch.nn import functional as F
 
+from ..tensors import randn_like, sq_norm
 from .architectures import ARCHITECTURES
+
+
+LATENT_INITS = ("normal", "codes")  # where the latent chain starts (``DenoisingEBM.latent_start``)
 
 
 def _groups(c: int) -> int:
@@ -112,10 +116,6 @@ def _per_sample(sigma, x: torch.Tensor) -> torch.Tensor:
     return torch.as_tensor(sigma, dtype=x.dtype, device=x.device).expand(x.shape[0]).contiguous()
 
 
-def _sq(v: torch.Tensor) -> torch.Tensor:
-    return rearrange(v, "b ... -> b (...)").pow(2).sum(1)
-
-
 @ARCHITECTURES.register("DenoisingEBM")
 class DenoisingEBM(nn.Module):
     """The DAE r = g∘f (parameters φ) and the semantic decoder h (parameters γ), with the paper's two energies.
@@ -134,6 +134,10 @@ class DenoisingEBM(nn.Module):
         self.latent_dim, self.energy_sigma = latent_dim, energy_sigma
         self.dae = UNetDAE(channels, size, width, latent_dim)
         self.decoder = SemanticDecoder(channels, size, width, latent_dim)
+        # running per-dimension mean and std of the DAE's codes f(x~, σ) of the training data (updated by the training
+        # objective, as BatchNorm keeps its statistics); read only by the opt-in latent_init="codes"
+        self.register_buffer("code_mean", torch.zeros(latent_dim))
+        self.register_buffer("code_std", torch.ones(latent_dim))
 
     # ---------------------------------------------------------------- the paper's quantities
     def reconstruct(self, x_noisy: torch.Tensor, sigma) -> torch.Tensor:
@@ -142,13 +146,30 @@ class DenoisingEBM(nn.Module):
     def texture_energy(self, x: torch.Tensor, sigma, generator=None, dae_params: dict | None = None) -> torch.Tensor:
         """Eq. (7), one noise draw ε per sample. ``dae_params``: evaluate r with these (e.g. detached) parameters."""
         s = _per_sample(sigma, x)
-        x_noisy = x + s.view(-1, 1, 1, 1) * torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
+        x_noisy = x + s.view(-1, 1, 1, 1) * randn_like(x, generator)
         r = self.dae(x_noisy, s) if dae_params is None else functional_call(self.dae, dae_params, (x_noisy, s))
-        return _sq(x - r) / (2 * s**2)
+        return sq_norm(x - r) / (2 * s**2)
 
     def semantic_energy(self, z: torch.Tensor, sigma, generator=None, dae_params: dict | None = None) -> torch.Tensor:
         """Eq. (8): the texture energy of the decoded image h(z)."""
         return self.texture_energy(self.decoder(z), _per_sample(sigma, z), generator, dae_params)
+
+    def latent_start(self, n: int, init: str = "normal", generator=None, device=None, dtype=None) -> torch.Tensor:
+        """z^0 of the latent chain (eq. 15): N(0, I) as in Algorithm 1 (``init="normal"``), or, opt-in and not in the
+        paper (``init="codes"``), N(code_mean, diag code_std²): the DAE's codes of the training data, whose location
+        and scale nothing in Algorithm 1 ties to N(0, I) (``experiments/debm_latent_chain.py``)."""
+        if init not in LATENT_INITS:
+            raise ValueError(f"latent_init must be one of {LATENT_INITS}, got {init!r}")
+        e = torch.randn((n, self.latent_dim), generator=generator, device=device, dtype=dtype)
+        if init == "normal":
+            return e
+        return self.code_mean.to(e) + self.code_std.to(e) * e
+
+    @torch.no_grad()
+    def track_codes(self, z: torch.Tensor, momentum: float = 0.01) -> None:
+        """Update the running mean and std of the codes with a batch of them (exponential moving average)."""
+        self.code_mean.lerp_(z.mean(0).to(self.code_mean), momentum)
+        self.code_std.lerp_(z.std(0).to(self.code_std), momentum)
 
     def denoise(self, x_noisy: torch.Tensor, sigma: float) -> torch.Tensor:
         return self.reconstruct(x_noisy, sigma)

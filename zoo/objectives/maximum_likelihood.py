@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 import torch
 
 from ..errors import ConfigError
-from ..sampling import StepParams, build_kernel, run_chain
+from ..sampling import ChainOptions, StepParams, build_kernel, run_chain
 from .base import Objective, ObjectiveContext, ObjectiveOutput, contrastive_loss, register_objective
 
 MODES = ("cd", "pcd", "replay")
@@ -74,8 +74,9 @@ class MaximumLikelihoodObjective(Objective):
         lo, hi = self.init_range
         slack = self.bounds_slack * (hi - lo)
         out = run_chain(self._kernel, net, lambda b: starts, x.shape[0],
-                        [StepParams(self.step_size, self.temperature)] * self.steps, generator=generator,
-                        bounds=(lo - slack, hi + slack), progress=False, desc="ml negatives")
+                        [StepParams(self.step_size, self.temperature)] * self.steps,
+                        ChainOptions(generator=generator, bounds=(lo - slack, hi + slack), progress=False),
+                        desc="ml negatives")
         neg = out.samples.detach()
         if self.mode == "pcd":
             self.buffer = neg

@@ -20,7 +20,8 @@ import torch
 
 from ..errors import ConfigError
 from .base import Objective, ObjectiveContext, ObjectiveOutput, register_objective
-from .score_matching import _check_batch, _output, _sq, denoising_residual
+from ..tensors import sq_norm
+from .score_matching import _check_batch, _output, denoising_residual
 
 WEIGHTINGS = ("edm", "sigma2")
 DISTRIBUTIONS = ("lognormal", "loguniform")
@@ -61,5 +62,5 @@ class NoiseConditionalDSMObjective(Objective):
         _check_batch(x)
         sigma = self.sample_sigmas(x.shape[0], ctx.generator, x.device, x.dtype)
         energy, residual = denoising_residual(model, x, sigma, sigma, ctx.generator, conditional=True)
-        loss = (self.weight(sigma) * sigma**4 * _sq(residual) / x[0].numel()).mean()
+        loss = (self.weight(sigma) * sigma**4 * sq_norm(residual) / x[0].numel()).mean()
         return _output(loss, energy)

@@ -18,6 +18,7 @@ import torch
 
 from ..errors import ConfigError
 from ..sampling import energy_and_grad
+from ..tensors import randn_like, rows, sq_norm
 from .base import Objective, ObjectiveContext, ObjectiveOutput, register_objective
 
 
@@ -30,21 +31,9 @@ def noise_levels(batch: int, sigma_min: float, sigma_max: float, spacing: str) -
     raise ConfigError(f"unknown noise spacing {spacing!r}; use 'linear' or 'geometric'")
 
 
-def _gaussian_like(x: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
-    return torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
-
-
 def _check_batch(x: torch.Tensor) -> None:
     if x.shape[0] == 0:
         raise ConfigError("the objective got an empty batch")
-
-
-def _rows(v: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-    return v.view(-1, *[1] * (x.dim() - 1))
-
-
-def _sq(v: torch.Tensor) -> torch.Tensor:
-    return v.pow(2).flatten(1).sum(1)
 
 
 def denoising_residual(model, x: torch.Tensor, sigma: torch.Tensor, target_sigma: torch.Tensor, generator,
@@ -54,8 +43,8 @@ def denoising_residual(model, x: torch.Tensor, sigma: torch.Tensor, target_sigma
     denoising-score-matching term behind ``dsm``, ``deen``, ``mdsm`` and ``ncdsm`` (``conditional``: the energy is
     E(x~, sigma))."""
     sigma = torch.as_tensor(sigma, dtype=x.dtype, device=x.device).expand(x.shape[0])
-    target_sigma = _rows(torch.as_tensor(target_sigma, dtype=x.dtype, device=x.device).expand(x.shape[0]), x)
-    x_noisy = (x + _rows(sigma, x) * _gaussian_like(x, generator)).requires_grad_(True)
+    target_sigma = rows(torch.as_tensor(target_sigma, dtype=x.dtype, device=x.device).expand(x.shape[0]), x)
+    x_noisy = (x + rows(sigma, x) * randn_like(x, generator)).requires_grad_(True)
     energy_fn = (lambda z: model(z, sigma)) if conditional else model
     energy, grad = energy_and_grad(energy_fn, x_noisy, create_graph=True)
     return energy, grad - (x_noisy - x) / target_sigma**2
@@ -87,7 +76,7 @@ class MDSMObjective(Objective):
         _check_batch(x)
         sigmas = noise_levels(x.shape[0], self.sigma_min, self.sigma_max, self.spacing).to(x.device, x.dtype)
         energy, residual = denoising_residual(model, x, sigmas, self.sigma0, ctx.generator)
-        loss = _sq(residual / _rows(sigmas, x)).mean()
+        loss = sq_norm(residual / rows(sigmas, x)).mean()
         return _output(loss, energy, self.sigma0**4)
 
 
@@ -102,7 +91,7 @@ class DEENObjective(Objective):
     def __call__(self, model, x: torch.Tensor, ctx: ObjectiveContext) -> ObjectiveOutput:
         _check_batch(x)
         energy, residual = denoising_residual(model, x, self.sigma0, self.sigma0, ctx.generator)
-        return _output(_sq(self.sigma0**2 * residual).mean(), energy)
+        return _output(sq_norm(self.sigma0**2 * residual).mean(), energy)
 
 
 @register_objective("dsm")
@@ -117,7 +106,7 @@ class DSMObjective(Objective):
         _check_batch(x)
         sigma = self.sigma or self.sigma0
         energy, residual = denoising_residual(model, x, sigma, sigma, ctx.generator)
-        return _output(0.5 * _sq(residual).mean(), energy)
+        return _output(0.5 * sq_norm(residual).mean(), energy)
 
 
 @register_objective("sm")
@@ -133,7 +122,7 @@ class ScoreMatchingObjective(Objective):
         flat = grad.flatten(1)
         trace = sum(torch.autograd.grad(flat[:, i].sum(), x, create_graph=True)[0].flatten(1)[:, i]
                     for i in range(flat.shape[1]))
-        return _output((0.5 * _sq(grad) - trace).mean(), energy)
+        return _output((0.5 * sq_norm(grad) - trace).mean(), energy)
 
 
 @register_objective("ssm")
@@ -158,11 +147,11 @@ class SlicedScoreMatchingObjective(Objective):
         energy, grad = energy_and_grad(model, x, create_graph=True)
         total = 0.0
         for _ in range(self.n_projections):
-            v = _gaussian_like(x, ctx.generator)
+            v = randn_like(x, ctx.generator)
             if self.distribution == "rademacher":
                 v = v.sign()
             gv = (grad * v).flatten(1).sum(1)
             hvv = (torch.autograd.grad(gv.sum(), x, create_graph=True)[0] * v).flatten(1).sum(1)
-            first = 0.5 * _sq(grad) if self.variance_reduced else 0.5 * gv**2
+            first = 0.5 * sq_norm(grad) if self.variance_reduced else 0.5 * gv**2
             total = total + (first - hvv).mean()
         return _output(total / self.n_projections, energy)

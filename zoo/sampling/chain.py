@@ -36,9 +36,7 @@ class Sampler(Protocol):
         """Energy-gradient evaluations per chain: the sampler's cost."""
 
     def run(self, energy_fn, n: int, shape: tuple[int, ...], *, sigma0: float, device=None, dtype=None,
-            generator: torch.Generator | None = None, clamp: "Clamp | None" = None, batch_size: int | None = None,
-            bounds: tuple[float, float] | None = None, trajectory_every: int | None = None,
-            record_energy: bool = False, progress: bool = True) -> SamplerOutput:
+            options: "ChainOptions" = ...) -> SamplerOutput:
         """n chains of the given shape."""
 
 
@@ -132,27 +130,42 @@ def _run_one(kernel, energy_fn: EnergyFn, x: torch.Tensor, schedule: Sequence[St
     )
 
 
-def run_chain(
-    kernel, energy_fn: EnergyFn, init: Callable[[int], torch.Tensor], n: int, schedule: Sequence[StepParams], *,
-    generator: torch.Generator | None = None, batch_size: int | None = None, clamp: Clamp | None = None,
-    final: Callable[[EnergyFn, torch.Tensor], torch.Tensor] | None = None, bounds: tuple[float, float] | None = None,
-    trajectory_every: int | None = None, record_energy: bool = False, progress: bool = True, desc: str = "MCMC",
-) -> SamplerOutput:
-    """Run ``kernel`` over ``schedule`` for n chains, in micro-batches of ``batch_size`` (default: all at once).
+@dataclass(frozen=True)
+class ChainOptions:
+    """How chains run, whatever the sampler: the noise source, micro-batches, the inpainting clamp, the divergence
+    check, what is recorded and whether a progress bar shows."""
 
-    ``init(b)`` gives the initial states of the next b chains. ``clamp`` constrains known pixels (rows aligned with
-    the chains); ``final(energy_fn, x)`` is applied once after the last step (e.g. the denoising jump); ``bounds``
-    turns on the divergence check (ChainDivergedError naming the step).
+    generator: torch.Generator | None = None
+    batch_size: int | None = None  # chains per micro-batch (None: all at once)
+    clamp: Clamp | None = None  # rows aligned with the chains
+    bounds: tuple[float, float] | None = None  # None: no divergence check
+    trajectory_every: int | None = None  # None: no trajectory
+    record_energy: bool = False
+    progress: bool = True
+
+
+def run_chain(
+    kernel, energy_fn: EnergyFn, init: Callable[[int], torch.Tensor], n: int, schedule: Sequence[StepParams],
+    options: ChainOptions = ChainOptions(), *, final: Callable[[EnergyFn, torch.Tensor], torch.Tensor] | None = None,
+    desc: str = "MCMC",
+) -> SamplerOutput:
+    """Run ``kernel`` over ``schedule`` for n chains, as ``options`` say (micro-batches, clamp, divergence check
+    naming the step (ChainDivergedError), recording).
+
+    ``init(b)`` gives the initial states of the next b chains; ``final(energy_fn, x)`` is applied once after the last
+    step (e.g. the denoising jump).
     """
-    batch_size = n if batch_size is None else batch_size
+    o = options
+    batch_size = n if o.batch_size is None else o.batch_size
     starts = range(0, n, batch_size)
     outputs = []
-    with tqdm(total=len(schedule) * len(starts), desc=desc, disable=not progress, leave=False) as bar:
+    with tqdm(total=len(schedule) * len(starts), desc=desc, disable=not o.progress, leave=False) as bar:
         for start in starts:
             rows = slice(start, min(start + batch_size, n))
             x0 = init(rows.stop - rows.start)
-            outputs.append(_run_one(kernel, energy_fn, x0, schedule, generator, clamp.rows(rows) if clamp else None,
-                                    final, bounds, trajectory_every, record_energy, bar))
+            outputs.append(_run_one(kernel, energy_fn, x0, schedule, o.generator,
+                                    o.clamp.rows(rows) if o.clamp else None, final, o.bounds, o.trajectory_every,
+                                    o.record_energy, bar))
     if len(outputs) == 1:
         return outputs[0]
     first = outputs[0]

@@ -21,6 +21,7 @@ import torch
 
 from ..errors import ConfigError
 from ..named import Registry
+from ..tensors import randn_like, rows, sq_norm
 
 EnergyFn = Callable[[torch.Tensor], torch.Tensor]
 KERNELS = Registry("sampling kernel")
@@ -56,19 +57,6 @@ def per_chain(sigma: float, x: torch.Tensor) -> torch.Tensor:
     return x.new_full((x.shape[0],), sigma)
 
 
-def _randn(x: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
-    return torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
-
-
-def _rows(v: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-    """Per-chain values (B,) viewed to broadcast against x (B, ...)."""
-    return v.view(-1, *[1] * (x.dim() - 1))
-
-
-def _sq_norm(v: torch.Tensor) -> torch.Tensor:
-    return v.flatten(1).pow(2).sum(1)
-
-
 def _metropolis(log_ratio: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
     """Accept each chain with probability min(1, exp(log_ratio)); NaN ratios reject."""
     u = torch.rand(log_ratio.shape, generator=generator, device=log_ratio.device, dtype=log_ratio.dtype)
@@ -83,7 +71,7 @@ class Langevin:
     def step(self, energy_fn: EnergyFn, x: torch.Tensor, params: StepParams, generator=None):
         eps, temp = params.step_size, params.temperature
         energy, grad = energy_and_grad(energy_fn, x)
-        noise = _randn(x, generator)
+        noise = randn_like(x, generator)
         step = -(eps**2 / 2) * grad + eps * math.sqrt(temp) * noise
         return x + step, {"energy": energy.detach()}
 
@@ -98,15 +86,15 @@ class MALA:
     def step(self, energy_fn: EnergyFn, x: torch.Tensor, params: StepParams, generator=None):
         eps, temp = params.step_size, params.temperature
         e_x, g_x = energy_and_grad(energy_fn, x)
-        y = x - (eps**2 / 2) * g_x + eps * math.sqrt(temp) * _randn(x, generator)
+        y = x - (eps**2 / 2) * g_x + eps * math.sqrt(temp) * randn_like(x, generator)
         e_y, g_y = energy_and_grad(energy_fn, y)
         if temp > 0:
-            log_q_fwd = -_sq_norm(y - x + (eps**2 / 2) * g_x) / (2 * eps**2 * temp)
-            log_q_bwd = -_sq_norm(x - y + (eps**2 / 2) * g_y) / (2 * eps**2 * temp)
+            log_q_fwd = -sq_norm(y - x + (eps**2 / 2) * g_x) / (2 * eps**2 * temp)
+            log_q_bwd = -sq_norm(x - y + (eps**2 / 2) * g_y) / (2 * eps**2 * temp)
             accept = _metropolis(-(e_y - e_x) / temp + log_q_bwd - log_q_fwd, generator)
         else:
             accept = e_y <= e_x
-        x_new = torch.where(_rows(accept, x), y, x)
+        x_new = torch.where(rows(accept, x), y, x)
         return x_new.detach(), {"energy": e_x.detach(), "accept": accept.to(x.dtype)}
 
 
@@ -138,16 +126,16 @@ class HMC:
         eps, temp = params.step_size, params.temperature
         if not temp > 0:
             raise ConfigError(f"hmc needs a temperature > 0, got {temp}; end the schedule above 0 (n_final: 0)")
-        p0 = _randn(x, generator)
+        p0 = randn_like(x, generator)
         with torch.no_grad():
             e0 = energy_fn(x)
         x1, p1 = leapfrog(energy_fn, x, p0, eps, self.n_leapfrog, temp)
         with torch.no_grad():
             e1 = energy_fn(x1)
-        h0 = e0 / temp + _sq_norm(p0) / 2
-        h1 = e1 / temp + _sq_norm(p1) / 2
+        h0 = e0 / temp + sq_norm(p0) / 2
+        h1 = e1 / temp + sq_norm(p1) / 2
         accept = _metropolis(h0 - h1, generator)
-        x_new = torch.where(_rows(accept, x), x1, x)
+        x_new = torch.where(rows(accept, x), x1, x)
         return x_new, {"energy": e0.detach(), "accept": accept.to(x.dtype)}
 
 

@@ -12,14 +12,14 @@ the shared kernels and chain driver:
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 import torch
 
 from ..errors import ConfigError
-from .chain import SamplerOutput, run_chain
+from .chain import ChainOptions, SamplerOutput, run_chain
 from .kernels import StepParams, build_kernel, energy_and_grad, per_chain
-from .pipelines import _positive, register_sampler
+from .samplers import _positive, register_sampler
 
 # Chains start at init_mean + sigma_max N(0, I): the divergence check allows this many sigma_max around the data range.
 INIT_SLACK = 8.0
@@ -54,17 +54,17 @@ class _NoiseConditionalSampler:
     def to_config(self) -> dict:
         return {"name": self.registered_name, **asdict(self)}
 
-    def _run(self, kernel, energy_fn, n, shape, schedule, final, *, device, dtype, generator, bounds, desc, **chain):
+    def _run(self, kernel, energy_fn, n, shape, schedule, final, *, device, dtype, options: ChainOptions, desc):
         def init(b: int) -> torch.Tensor:
-            return self.init_mean + self.sigma_max * torch.randn((b, *shape), generator=generator, device=device,
-                                                                  dtype=dtype)
+            return self.init_mean + self.sigma_max * torch.randn((b, *shape), generator=options.generator,
+                                                                  device=device, dtype=dtype)
         if not getattr(energy_fn, "noise_conditional", False):
             raise ConfigError(f"the {self.registered_name} sampler needs a noise-conditional energy E(x, sigma) "
                               f"(e.g. an ncebm entry)")
-        if bounds is not None:
-            bounds = (bounds[0] - INIT_SLACK * self.sigma_max, bounds[1] + INIT_SLACK * self.sigma_max)
-        return run_chain(kernel, energy_fn, init, n, schedule, generator=generator, final=final, bounds=bounds,
-                         desc=desc, **chain)
+        if options.bounds is not None:
+            lo, hi = options.bounds
+            options = replace(options, bounds=(lo - INIT_SLACK * self.sigma_max, hi + INIT_SLACK * self.sigma_max))
+        return run_chain(kernel, energy_fn, init, n, schedule, options, final=final, desc=desc)
 
 
 @register_sampler("pf_ode")
@@ -88,14 +88,12 @@ class ProbabilityFlowODESampler(_NoiseConditionalSampler):
         """Gradient evaluations per chain: two per Heun step, one for the last (Euler) step."""
         return 2 * self.steps - 1
 
-    def run(self, energy_fn, n, shape, *, sigma0=None, device=None, dtype=None, generator=None, clamp=None,
-            batch_size=None, bounds=None, trajectory_every=None, record_energy=False, progress=True) -> SamplerOutput:
+    def run(self, energy_fn, n, shape, *, sigma0=None, device=None, dtype=None,
+            options: ChainOptions = ChainOptions()) -> SamplerOutput:
         s = self.sigmas()
         schedule = [StepParams(s[i] - s[i + 1], sigma=s[i], sigma_next=s[i + 1]) for i in range(self.steps)]
         return self._run(self._kernel, energy_fn, n, shape, schedule, None, device=device, dtype=dtype,
-                         generator=generator, bounds=bounds, clamp=clamp, batch_size=batch_size,
-                         trajectory_every=trajectory_every, record_energy=record_energy, progress=progress,
-                         desc=f"pf-ode heun ({self.steps} steps)")
+                         options=options, desc=f"pf-ode heun ({self.steps} steps)")
 
 
 @register_sampler("annealed_sigma")
@@ -127,15 +125,13 @@ class AnnealedSigmaLangevinSampler(_NoiseConditionalSampler):
     def chain_length(self) -> int:
         return self.n_levels * self.n_steps_each + int(self.denoise_jump)
 
-    def run(self, energy_fn, n, shape, *, sigma0=None, device=None, dtype=None, generator=None, clamp=None,
-            batch_size=None, bounds=None, trajectory_every=None, record_energy=False, progress=True) -> SamplerOutput:
+    def run(self, energy_fn, n, shape, *, sigma0=None, device=None, dtype=None,
+            options: ChainOptions = ChainOptions()) -> SamplerOutput:
         levels = self.sigmas()
         schedule = [StepParams(math.sqrt(self.step_lr) * s / levels[-1], sigma=s)
                     for s in levels for _ in range(self.n_steps_each)]
         out = self._run(self._kernel, energy_fn, n, shape, schedule,
                         _tweedie(levels[-1]) if self.denoise_jump else None, device=device, dtype=dtype,
-                        generator=generator, bounds=bounds, clamp=clamp, batch_size=batch_size,
-                        trajectory_every=trajectory_every, record_energy=record_energy, progress=progress,
-                        desc=f"{self.kernel} over {self.n_levels} sigmas")
+                        options=options, desc=f"{self.kernel} over {self.n_levels} sigmas")
         out.extras["sigmas"] = levels
         return out

@@ -13,9 +13,10 @@ from dataclasses import asdict, dataclass, field
 
 import torch
 
+from ..energies.debm import LATENT_INITS
 from ..errors import ConfigError
 from ..named import Registry
-from .chain import Clamp, SamplerOutput, run_chain
+from .chain import ChainOptions, SamplerOutput, run_chain
 from .kernels import EnergyFn, StepParams, build_kernel, energy_and_grad
 from .schedules import temperature_schedule
 
@@ -76,18 +77,16 @@ class AnnealedLangevinSampler:
         return len(self._temps) + int(self.denoise_jump)
 
     def run(self, energy_fn: EnergyFn, n: int, shape: tuple[int, ...], *, sigma0: float, device=None, dtype=None,
-            generator: torch.Generator | None = None, clamp: Clamp | None = None, batch_size: int | None = None,
-            bounds: tuple[float, float] | None = None, trajectory_every: int | None = None,
-            record_energy: bool = False, progress: bool = True) -> SamplerOutput:
+            options: ChainOptions = ChainOptions()) -> SamplerOutput:
         """n chains of shape ``shape`` from x0 = init_mean + init_std N(0, I); see ``run_chain`` for the rest."""
         def init(b: int) -> torch.Tensor:
-            return self.init_mean + self.init_std * torch.randn((b, *shape), generator=generator, device=device, dtype=dtype)
+            return self.init_mean + self.init_std * torch.randn((b, *shape), generator=options.generator,
+                                                                 device=device, dtype=dtype)
 
         schedule = [StepParams(self.step_size, t) for t in self._temps.tolist()]
         final = (lambda fn, x: denoise_jump(fn, x, sigma0)) if self.denoise_jump else None
-        out = run_chain(self._kernel, energy_fn, init, n, schedule, generator=generator, batch_size=batch_size,
-                        clamp=clamp, final=final, bounds=bounds, trajectory_every=trajectory_every,
-                        record_energy=record_energy, progress=progress, desc=f"{self.kernel} ({len(schedule)} steps)")
+        out = run_chain(self._kernel, energy_fn, init, n, schedule, options, final=final,
+                        desc=f"{self.kernel} ({len(schedule)} steps)")
         out.temperatures = self._temps
         return out
 
@@ -100,17 +99,21 @@ class TwoStageSampler:
     U_c(x, σ) (eq. 16). The paper's update z - η∇U + sqrt(2η) e is the Langevin kernel with eps = sqrt(2η) at T = 1.
     The energy must be a ``DenoisingEBM`` (it provides U_s, U_c and h). σ of both stages is ``sigma`` (the paper does
     not state the σ used at generation; 0.1 = sqrt(η2) is the zoo's choice). For inpainting the known pixels are
-    clamped clean in the data stage (U_c adds its own noise)."""
+    clamped clean in the data stage (U_c adds its own noise). ``latent_init="codes"`` (opt-in, not in the paper)
+    starts the latent chain at the Gaussian of the training codes instead of N(0, I) (``DenoisingEBM.latent_start``)."""
 
     latent_steps: int = 35
     data_steps: int = 100
     latent_step_size: float = 0.1  # η1
     data_step_size: float = 0.01  # η2
     sigma: float = 0.1
+    latent_init: str = "normal"
     kernel: str = "langevin"
     kernel_args: dict = field(default_factory=dict)
 
     def __post_init__(self):
+        if self.latent_init not in LATENT_INITS:
+            raise ConfigError(f"two_stage sampler: latent_init must be one of {LATENT_INITS}, got {self.latent_init!r}")
         for name in ("latent_steps", "data_steps"):
             _positive(name, getattr(self, name), integer=True)
         for name in ("latent_step_size", "data_step_size", "sigma"):
@@ -124,37 +127,35 @@ class TwoStageSampler:
         return self.latent_steps + self.data_steps
 
     def run(self, net, n: int, shape: tuple[int, ...], *, sigma0: float, device=None, dtype=None,
-            generator: torch.Generator | None = None, clamp: Clamp | None = None, batch_size: int | None = None,
-            bounds: tuple[float, float] | None = None, trajectory_every: int | None = None,
-            record_energy: bool = False, progress: bool = True) -> SamplerOutput:
+            options: ChainOptions = ChainOptions()) -> SamplerOutput:
         if not hasattr(net, "semantic_energy"):
             raise ConfigError("the two_stage sampler needs a DenoisingEBM energy (semantic + texture energy)")
+        if options.clamp is not None:  # U_c adds its own noise: the known pixels are clamped clean
+            options = dataclasses.replace(options, clamp=dataclasses.replace(options.clamp, noise_scale=0.0))
         return two_stage_chain(
             net, n, self.sigma, self.latent_steps, self.data_steps, self.latent_step_size, self.data_step_size,
-            kernel=self._kernel, generator=generator, device=device, dtype=dtype, batch_size=batch_size,
-            clamp=dataclasses.replace(clamp, noise_scale=0.0) if clamp is not None else None, bounds=bounds,
-            trajectory_every=trajectory_every, record_energy=record_energy, progress=progress)
+            kernel=self._kernel, latent_init=self.latent_init, device=device, dtype=dtype, options=options)
 
 
 def two_stage_chain(net, n: int, sigma, latent_steps: int, data_steps: int, eta1: float, eta2: float, *, kernel=None,
-                    generator=None, device=None, dtype=None, batch_size=None, clamp=None, bounds=None,
-                    trajectory_every=None, record_energy=False, progress=False) -> SamplerOutput:
+                    latent_init: str = "normal", device=None, dtype=None,
+                    options: ChainOptions = ChainOptions(progress=False)) -> SamplerOutput:
     """Zeng Algorithm 1 lines 7-13 (used by the sampler and by training): z^K by the kernel on U_s(., sigma) from
-    N(0, I) (eq. 15, eps = sqrt(2 eta1)), x0 = h(z^K), x^T by the kernel on U_c(., sigma) (eq. 16, eps = sqrt(2 eta2)).
+    N(0, I) (eq. 15, eps = sqrt(2 eta1); or the opt-in ``latent_init``), x0 = h(z^K), x^T by the kernel on
+    U_c(., sigma) (eq. 16, eps = sqrt(2 eta2)); the clamp and the divergence check apply to the data stage.
     ``sigma`` is a float or one value per chain. The output's ``extras`` hold the semantic image x0 (paper Fig. 5)."""
     kernel = kernel or build_kernel("langevin")
-    common = dict(generator=generator, batch_size=batch_size, trajectory_every=trajectory_every,
-                  record_energy=record_energy, progress=progress)
+    generator = options.generator
     latent = run_chain(
         kernel, lambda z: net.semantic_energy(z, sigma, generator),
-        lambda b: torch.randn((b, net.latent_dim), generator=generator, device=device, dtype=dtype), n,
-        [StepParams((2 * eta1) ** 0.5, 1.0)] * latent_steps, desc="latent (U_s)", **common)
+        lambda b: net.latent_start(b, latent_init, generator=generator, device=device, dtype=dtype), n,
+        [StepParams((2 * eta1) ** 0.5, 1.0)] * latent_steps, dataclasses.replace(options, clamp=None, bounds=None),
+        desc="latent (U_s)")
     with torch.no_grad():
         semantic = net.decoder(latent.samples)
-    starts = iter(semantic.split(batch_size or n))
+    starts = iter(semantic.split(options.batch_size or n))
     out = run_chain(kernel, lambda x: net.texture_energy(x, sigma, generator), lambda b: next(starts), n,
-                    [StepParams((2 * eta2) ** 0.5, 1.0)] * data_steps, clamp=clamp, bounds=bounds, desc="data (U_c)",
-                    **common)
+                    [StepParams((2 * eta2) ** 0.5, 1.0)] * data_steps, options, desc="data (U_c)")
     with torch.no_grad():
         decoded = [net.decoder(s.to(semantic.device)).cpu() for s in latent.trajectory] if latent.trajectory else None
     out.extras = {"semantic": semantic, "latent": latent.samples, "semantic_trajectory": decoded,
