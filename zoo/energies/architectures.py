@@ -4,7 +4,7 @@ from __future__ import annotations
 from torch import nn
 
 from ..errors import ConfigError
-from ..named import Registry
+from ..components import Registry
 
 ARCHITECTURES = Registry("architecture")
 

@@ -13,7 +13,7 @@ from functools import cached_property
 import torch
 
 from ..data import load_tensor
-from ..named import Registry
+from ..components import Registry
 
 METRICS = Registry("metric")
 GENERATIVE = ("mdsm", "deen", "denoising_ebm", "ebm", "ncebm")  # the families that sample (not the classifiers)

@@ -9,7 +9,7 @@ from typing import Any
 import torch
 
 from ..errors import ConfigError
-from ..named import Registry
+from ..components import Registry
 
 OBJECTIVES = Registry("objective")
 register_objective = OBJECTIVES.register  # an objective usable as ``recipe.objective: {name: ..., **options}``

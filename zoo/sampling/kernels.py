@@ -20,7 +20,7 @@ from typing import Callable
 import torch
 
 from ..errors import ConfigError
-from ..named import Registry
+from ..components import Registry
 from ..tensors import randn_like, rows, sq_norm
 
 EnergyFn = Callable[[torch.Tensor], torch.Tensor]

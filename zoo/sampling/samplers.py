@@ -15,7 +15,7 @@ import torch
 
 from ..energies.debm import LATENT_INITS
 from ..errors import ConfigError
-from ..named import Registry
+from ..components import Registry
 from .chain import ChainOptions, SamplerOutput, run_chain
 from .kernels import EnergyFn, StepParams, build_kernel, energy_and_grad
 from .schedules import temperature_schedule
