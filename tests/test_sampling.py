@@ -188,6 +188,7 @@ def test_exp_schedule_matches_paper_shape_and_bad_options_are_config_errors():
     assert math.isclose(t[1500].item(), 100 * math.exp(-1001 * math.log(100) / 2000), rel_tol=1e-9)
     assert t[-1].item() == 0.0 and (t[2500:].diff() < 0).all()
     for bad in ({"schedule": "cosine"}, {"t_max": 0}, {"n_hold": -1}, {"n_hold": 1.5}, {"step_size": 0},
+                {"step_size": math.inf}, {"step_size": math.nan}, {"step_size": True},
                 {"n_hold": 0, "n_anneal": 0, "n_final": 0}):
         with pytest.raises(zoo.ConfigError):
             build_sampler({"name": "annealed_langevin", **bad})

@@ -1,5 +1,5 @@
 """argparse types shared by the ``zoo`` command and the recipes' parsers: a bad number is refused by the parser,
-before any work, with one message naming the bound."""
+before any work, with one message naming the bound; and ``is_positive``, the same test for numbers given in Python."""
 from __future__ import annotations
 
 import argparse
@@ -22,6 +22,16 @@ def number(kind: type, minimum: float, strict: bool, below: float | None = None)
             raise argparse.ArgumentTypeError(f"expected {noun} {bound}, got {text!r}")
         return value
     return parse
+
+
+def is_positive(value, integer: bool = False) -> bool:
+    """Whether ``value`` is a finite number > 0 (an int, not a bool, when ``integer``): the one test behind the
+    samplers', the model's and the objectives' checks of their options."""
+    if isinstance(value, bool):
+        return False
+    if integer:
+        return isinstance(value, int) and value > 0
+    return isinstance(value, (int, float)) and math.isfinite(value) and value > 0
 
 
 positive_int = number(int, 0, strict=True)

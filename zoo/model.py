@@ -18,6 +18,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from .argtypes import is_positive
 from .energies import build_network
 from .errors import ConfigError, InputError
 from .hub import load_model, push_folder_to_hub, save_folder
@@ -37,7 +38,7 @@ MAX_CHAIN_LENGTH = 10**6  # gradient evaluations per chain: 370x the papers' lon
 def _positive_int(name: str, value, allow_none: bool = False) -> None:
     if value is None and allow_none:
         return
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+    if not is_positive(value, integer=True):
         raise InputError(f"{name} must be an integer >= 1, got {value!r}")
 
 

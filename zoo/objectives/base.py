@@ -8,6 +8,7 @@ from typing import Any
 
 import torch
 
+from ..argtypes import is_positive
 from ..errors import ConfigError
 from ..components import Registry
 
@@ -74,7 +75,7 @@ def check_options(name: str, objective: Objective) -> None:
     for key, value in values.items():
         if value is None or isinstance(value, bool) or not isinstance(value, (int, float)):
             continue
-        bad = (key in POSITIVE and not (math.isfinite(value) and value > 0)) or \
+        bad = (key in POSITIVE and not is_positive(value)) or \
               (key in NON_NEGATIVE and not (math.isfinite(value) and value >= 0))
         if bad:
             bound = "> 0" if key in POSITIVE else ">= 0"

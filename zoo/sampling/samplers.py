@@ -13,9 +13,10 @@ from dataclasses import asdict, dataclass, field
 
 import torch
 
+from ..argtypes import is_positive
+from ..components import Registry
 from ..energies.debm import LATENT_INITS
 from ..errors import ConfigError
-from ..components import Registry
 from .chain import ChainOptions, SamplerOutput, run_chain
 from .kernels import EnergyFn, StepParams, build_kernel, energy_and_grad
 from .schedules import temperature_schedule
@@ -36,9 +37,9 @@ def denoise_jump(energy_fn: EnergyFn, x: torch.Tensor, sigma: float) -> torch.Te
 
 
 def _positive(name: str, value, integer: bool = False) -> None:
-    ok = isinstance(value, int) and not isinstance(value, bool) if integer else isinstance(value, (int, float))
-    if not ok or not value > 0:
-        raise ConfigError(f"sampler option {name} must be a positive {'integer' if integer else 'number'}, got {value!r}")
+    if not is_positive(value, integer):
+        raise ConfigError(f"sampler option {name} must be a {'positive integer' if integer else 'finite number > 0'}, "
+                          f"got {value!r}")
 
 
 @register_sampler("annealed_langevin")
