@@ -11,7 +11,8 @@ classifier's confident-class share (p >= 0.9, the entry's zoo classifier) of the
 decoded data codes h(f(x~)). Variants of the chain change one thing each. ``--samples`` also scores the whole
 two-stage sampler (n samples, seed 0) under the paper's settings and the opt-in remedies: the confident-class share
 of the samples and of their semantic images h(z_K), classifier-FID and -IS against 2,000 training images, beside the
-same for n real test images.
+same for n real test images. ``--data-stage`` also runs the data stage alone (T = 100 Langevin steps on U_c at
+sigma) from n real test images, at the paper's eta2 and at eta2 / 10: what it does to images that are digits already.
 """
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ import torch
 import zoo
 from zoo.data import load_tensor
 from zoo.evaluation.quality import ClassifierFeatures, classifier_for, confident_share, sample_quality
+from zoo.sampling import ChainOptions, StepParams, build_kernel, run_chain
 
 SAMPLER_VARIANTS = {"paper: N(0,I), eta1 0.1": dict(latent_init="normal"),
                     "latent_init codes": dict(latent_init="codes"),
@@ -83,6 +85,26 @@ def sampler_quality(model, entry, data_dir, n: int, logits) -> dict:
     return rows
 
 
+def data_stage_from_real(net, x: torch.Tensor, sigma: float, eta2: float, steps: int, logits) -> dict:
+    """The data stage (eq. 16) started at real images instead of h(z_K), at eta2 and eta2 / 10."""
+    rows = {}
+    for eta in (eta2, eta2 / 10):
+        g = torch.Generator().manual_seed(0)
+        out = run_chain(build_kernel("langevin"), lambda v: net.texture_energy(v, sigma, g), lambda b: x.clone(),
+                        len(x), [StepParams((2 * eta) ** 0.5, 1.0)] * steps,
+                        ChainOptions(generator=g, progress=False, record_energy=True))
+        e = out.energy_trace
+        rows[f"eta2 {eta:g}"] = {"U_c": [e[0].mean().item(), e[-1].mean().item()],
+                                 "mean pixel": [x.mean().item(), out.samples.mean().item()],
+                                 "confident_share": [confident_share(x, logits),
+                                                     confident_share(out.samples.clamp(-1, 1), logits)]}
+        r = rows[f"eta2 {eta:g}"]
+        print(f"data stage from {len(x)} real test images, eta2 {eta:g}, {steps} steps: U_c {r['U_c'][0]:.0f} -> "
+              f"{r['U_c'][1]:.0f}, mean pixel {r['mean pixel'][0]:.2f} -> {r['mean pixel'][1]:.2f}, confident "
+              f"{r['confident_share'][0]:.2f} -> {r['confident_share'][1]:.2f}")
+    return rows
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--model", required=True, help="export folder, training checkpoint folder or zoo entry")
@@ -92,6 +114,7 @@ def main() -> None:
     p.add_argument("--sigma", type=float, default=None, help="default: the entry's sampler sigma")
     p.add_argument("--steps", type=int, default=None, help="default: the entry's sampler latent_steps")
     p.add_argument("--samples", action="store_true", help="also score the whole sampler's samples (see above)")
+    p.add_argument("--data-stage", action="store_true", help="only the data stage from real images (see above)")
     p.add_argument("--out", default=None)
     args = p.parse_args()
     torch.manual_seed(0)
@@ -115,6 +138,12 @@ def main() -> None:
             "confident_share h(f(x~))": confident_share(h_data, logits),
             "confident_share x": confident_share(x, logits)}
     d = net.latent_dim
+    if args.data_stage:
+        rows = data_stage_from_real(net, x, sigma, cfg["data_step_size"], cfg["data_steps"], logits)
+        if args.out:
+            Path(args.out).write_text(json.dumps({"model": args.model, "n": args.n, "sigma": sigma, "data stage": rows},
+                                                 indent=1))
+        return
     cov = torch.cov(z_data.T) + 1e-4 * torch.eye(z_data.shape[1])
     fitted = torch.distributions.MultivariateNormal(mu, cov)
     starts = {"N(0,I)": lambda: torch.randn((args.n, d), generator=g),
