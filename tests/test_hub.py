@@ -266,3 +266,24 @@ def test_the_timeout_bounds_the_whole_call(hub, saved, monkeypatch, trouble):
     finally:
         hub.trickle.clear()
         hub.fail.clear()
+
+
+def test_measured_numbers_and_card_images_travel_with_the_weights_through_the_hub(hub, tmp_path, monkeypatch):
+    """A bundled weights folder pushed to the Hub carries its eval_results.json and the card's assets/; loaded on a
+    machine without the mirror, `zoo list` shows the same headline number, read from the HF cache."""
+    from zoo import hub as zhub
+    from zoo.listing import list_models
+
+    def measured(name):
+        return {row["name"]: row["measured"] for row in list_models()}[name]
+
+    name = "ebm-2d-gmm-ml"
+    expected = measured(name)
+    assert expected.startswith("cFID")
+    zhub.push_folder_to_hub(zhub.BUNDLED_MIRROR / "ebm-zoo" / name, f"ebm-zoo/{name}")
+    assert {"eval_results.json", "assets/ebm-2d-gmm_energies.png"} <= set(hub.repos[f"ebm-zoo/{name}"])
+    monkeypatch.setattr(zhub, "BUNDLED_MIRROR", tmp_path / "no-mirror")  # a machine with the package only
+    monkeypatch.delenv("ZOO_HUB_MIRROR", raising=False)
+    assert measured(name) == "-"  # not fetched yet
+    zoo.load(name)
+    assert measured(name) == expected
