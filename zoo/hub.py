@@ -21,7 +21,6 @@ import contextlib
 import hashlib
 import json
 import os
-import shutil
 import tempfile
 import threading
 from pathlib import Path

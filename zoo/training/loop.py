@@ -8,7 +8,6 @@ and objective state are restored from the checkpoint.
 """
 from __future__ import annotations
 
-import math
 import os
 import platform
 import sys
