@@ -12,6 +12,7 @@ import argparse
 import torch
 from train_step import seconds_per_call  # benchmarks/ is on sys.path when run as a script
 
+from zoo.hardware import describe
 from zoo.model import EnergyModel
 from zoo.objectives import ObjectiveContext, build_objective
 from zoo.registry import get_entry
@@ -54,8 +55,7 @@ def main() -> None:
     ml = {"name": "ml", "mode": "replay", "steps": args.langevin_steps, "step_size": 0.01, "buffer_size": 10 * batch}
     t_mdsm = seconds_per_step(entry, entry.recipe.objective, batch, args.steps, args.warmup, device)
     t_ml = seconds_per_step(entry, ml, batch, args.steps, args.warmup, device)
-    name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU ({torch.get_num_threads()} threads)"
-    print(f"\n{args.entry} ({entry.model.architecture}), batch {batch}, {name}")
+    print(f"\n{args.entry} ({entry.model.architecture}), batch {batch}, {describe(device)}")
     print("| objective | s / step | ratio to MDSM |\n|---|---|---|")
     print(f"| mdsm | {t_mdsm:.3f} | 1.00 |")
     print(f"| ml, replay, {args.langevin_steps} Langevin steps | {t_ml:.3f} | {t_ml / t_mdsm:.2f} |")

@@ -32,6 +32,7 @@ from train_step import seconds_per_call  # benchmarks/ is on sys.path when run a
 
 import zoo
 from zoo.errors import NoPretrainedWeightsError
+from zoo.hardware import describe
 from zoo.sampling import energy_and_grad
 
 PAPER_DEBM_S, NCSN_S = 8.67, 120.11
@@ -129,8 +130,7 @@ def main() -> None:
     device = torch.device(args.device)
     if args.variants:
         return variants(args.variants, args.n, device)
-    where = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU, {torch.get_num_threads()} threads"
-    print(f"sample({args.n}) on {where}, torch {torch.__version__}")
+    print(f"sample({args.n}) on {describe(device)}, torch {torch.__version__}")
     print("| entry | weights | sampler | NFE | timed | eager s | x first row | compiled s | speed-up | compile s (once) "
           "| cFID (real data) | note |")
     print("|---|---|---|---|---|---|---|---|---|---|---|---|")
@@ -168,7 +168,7 @@ def main() -> None:
                   f"{note} |", flush=True)
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"device": where, "n": args.n, "torch": torch.__version__, "rows": rows}, f, indent=1)
+            json.dump({"device": describe(device), "n": args.n, "torch": torch.__version__, "rows": rows}, f, indent=1)
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ import time
 
 import torch
 
+from zoo.hardware import describe
 from zoo.model import EnergyModel
 from zoo.objectives import build_objective
 from zoo.objectives import ObjectiveContext
@@ -81,14 +82,14 @@ def main() -> None:
     if device.type == "cuda":
         variants["bf16+cl+fused"] = dict(tf32=True, channels_last=True, fused=True, bf16=True)
     results = {name: run_variant(entry, batch, args.steps, args.warmup, device, **kw) for name, kw in variants.items()}
-    name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU ({torch.get_num_threads()} threads)"
-    print(f"\n{args.entry} (width {entry.model.architecture['width']}), batch {batch}, {args.steps} steps, {name}")
-    print(f"| variant | images/s | steps/s | x naive |\n|---|---|---|---|")
+    print(f"\n{args.entry} (width {entry.model.architecture['width']}), batch {batch}, {args.steps} steps, "
+          f"{describe(device)}")
+    print("| variant | images/s | steps/s | x naive |\n|---|---|---|---|")
     for variant, ips in results.items():
         print(f"| {variant} | {ips:,.0f} | {ips / batch:.2f} | {ips / results['naive']:.2f} |")
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"entry": args.entry, "device": name, "batch": batch, "images_per_s": results}, f, indent=2)
+            json.dump({"entry": args.entry, "device": describe(device), "batch": batch, "images_per_s": results}, f, indent=2)
 
 
 if __name__ == "__main__":

@@ -27,11 +27,17 @@ from zoo.data import load_tensor
 from zoo.evaluation.quality import ClassifierFeatures, classifier_for, confident_share, sample_quality
 from zoo.sampling import ChainOptions, StepParams, build_kernel, run_chain
 
-SAMPLER_VARIANTS = {"paper: N(0,I), eta1 0.1": dict(latent_init="normal"),
-                    "latent_init codes": dict(latent_init="codes"),
-                    "eta1 0.01": dict(latent_init="normal", latent_step_size=0.01),
-                    "latent_init codes + eta1 0.01": dict(latent_init="codes", latent_step_size=0.01),
-                    "latent_init codes, semantic image only": dict(latent_init="codes", data_steps=1)}
+PAPER_STEPS = dict(latent_step_size=0.1, data_step_size=0.01)  # eta1, eta2 of the paper (Sec. 5)
+SAMPLER_VARIANTS = {"paper: N(0,I), eta1 0.1, eta2 0.01": dict(latent_init="normal", **PAPER_STEPS),
+                    "latent_init codes": dict(latent_init="codes", **PAPER_STEPS),
+                    "eta1 0.01": dict(latent_init="normal", latent_step_size=0.01, data_step_size=0.01),
+                    "latent_init codes + eta1 0.01": dict(latent_init="codes", latent_step_size=0.01,
+                                                          data_step_size=0.01),
+                    "eta1 0.01 + eta2 0.001": dict(latent_init="normal", latent_step_size=0.01, data_step_size=0.001),
+                    "latent_init codes + eta1 0.01 + eta2 0.001": dict(latent_init="codes", latent_step_size=0.01,
+                                                                       data_step_size=0.001),
+                    "latent_init codes + eta1 0.01, semantic image only": dict(latent_init="codes",
+                                                                               latent_step_size=0.01, data_steps=1)}
 
 
 def chain(net, z, sigma, eta, steps, generator, prior: float = 0.0, noise: bool = True):

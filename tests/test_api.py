@@ -1,10 +1,8 @@
-import warnings
-
 import pytest
 import torch
 
 import zoo
-from conftest import tiny_config, tiny_model
+from conftest import tiny_model
 from test_sampling import gaussian_model
 
 

@@ -1,4 +1,3 @@
-import math
 import sys
 from pathlib import Path
 

@@ -11,7 +11,8 @@ import zoo
 from zoo.evaluation import AISSettings, GaussianReference, ais_log_z, bits_per_dim, reverse_ais_log_z
 from zoo.evaluation.quality import ClassifierFeatures, sample_quality
 from zoo.evaluation.ranking import energy_ranking
-from zoo.evaluation.restoration import denoising, make_mask, masked_psnr
+from zoo.evaluation.restoration import denoising, masked_psnr
+from zoo.masks import make_mask
 from conftest import tiny_config, tiny_model
 from zoo.training import main
 

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 import zoo
-from conftest import tiny_config, tiny_model
+from conftest import tiny_model
 from zoo.hub import sha256_file
 
 

@@ -9,7 +9,7 @@ from torch import nn
 
 import zoo
 from zoo.objectives import ObjectiveContext, build_objective
-from zoo.sampling import ChainOptions, build_sampler, energy_and_grad
+from zoo.sampling import ChainOptions, build_sampler
 
 
 class GaussianNC(nn.Module):

@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 import zoo
-from zoo.objectives import OBJECTIVES, ObjectiveContext, build_objective
+from zoo.objectives import ObjectiveContext, build_objective
 
 TRUE_MEAN, TRUE_STD = torch.tensor([1.0, -0.5]), 0.5
 TRUE_PRECISION = 1 / TRUE_STD**2  # 4

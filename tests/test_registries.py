@@ -2,7 +2,6 @@
 case in these tables fails the suite (the first assertion of each test), and each case runs the component once."""
 import math
 
-import pytest
 import torch
 
 import zoo
@@ -11,7 +10,7 @@ from zoo.evaluation import METRICS, metrics
 from zoo.objectives import OBJECTIVES, ObjectiveContext, build_objective
 from zoo.registry import _all
 from zoo.results import read_results
-from zoo.sampling import KERNELS, SAMPLERS, ChainOptions, StepParams, build_kernel, build_sampler, run_chain
+from zoo.sampling import KERNELS, SAMPLERS, ChainOptions, StepParams, build_kernel, run_chain
 
 IMAGE = [1, 8, 8]
 ARCHITECTURES_CASES = {  # class -> (input shape, tiny options)

@@ -6,9 +6,9 @@ import pytest
 import torch
 
 import zoo
-from conftest import tiny_config, tiny_model
+from conftest import tiny_model
 from legacy_sampler import legacy_inpaint, legacy_sample
-from zoo.sampling import (HMC, KERNELS, MALA, SAMPLERS, AnnealedLangevinSampler, ChainOptions, Langevin, StepParams, build_sampler,
+from zoo.sampling import (HMC, KERNELS, MALA, SAMPLERS, AnnealedLangevinSampler, ChainOptions, StepParams, build_sampler,
                           leapfrog, register_kernel, run_chain, temperature_schedule)
 
 

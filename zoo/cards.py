@@ -106,7 +106,7 @@ def history_section(ledger: dict) -> str:
     from .results import totals
 
     t = totals(ledger)
-    rows = [f"## Campaign history (`zoo campaign`)", "",
+    rows = ["## Campaign history (`zoo campaign`)", "",
             f"{t['steps']:,} steps in {t['cpu_hours']:.2f} CPU hours and {t['gpu_hours']:.2f} GPU hours over "
             f"{len(ledger['slices'])} slices. cFID = `zoo eval`'s classifier-FID of the fp16 weights on n samples "
             f"(default sampler, seed as in `campaign.yaml`), beside real test images at the same n.", "",

@@ -17,9 +17,9 @@ import warnings
 from pathlib import Path
 
 from zoo.argtypes import OneLineParser, non_negative_int, port, positive_float, positive_int
+from zoo.masks import MASK_NAMES
 
 COMPILE = {"auto": "auto", "on": True, "off": False}  # the --compile flag -> EnergyModel.sample(compile=...)
-MASKS = ("left", "right", "top", "bottom", "center", "centre", "random50")  # zoo.evaluation.restoration.ALL_MASKS
 
 
 def _load_model(args):
@@ -101,7 +101,7 @@ def cmd_denoise(args) -> None:
 def cmd_inpaint(args) -> None:
     import torch
 
-    from zoo.evaluation.restoration import make_mask
+    from zoo.masks import make_mask
 
     model = _load_model(args)
     x = _inputs(args, model).to(model.device, model.dtype)
@@ -273,7 +273,7 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("inpaint", help="fill a masked region (rows: original, masked, inpainted)")
     model_args(s)
     input_args(s)
-    s.add_argument("--mask", default="left", choices=MASKS, help="the region to fill")
+    s.add_argument("--mask", default="left", choices=MASK_NAMES, help="the region to fill")
     s.add_argument("--preset", default=None, help="sampler preset (e.g. fast)")
     compile_arg(s)
     s.set_defaults(func=cmd_inpaint)

@@ -8,14 +8,13 @@ The metrics (``--metrics``; default: every one that applies to the entry) are co
 from __future__ import annotations
 
 import json
-import os
-import platform
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
 import torch
 
+from ..hardware import describe
 from ..hub import write_atomic
 from ..results import published_results_path, read_results  # noqa: F401  (re-exported: zoo.evaluation.read_results)
 from .likelihood import AISSettings
@@ -53,11 +52,7 @@ def evaluate(model, entry, settings: EvalSettings, log=print) -> dict:
 
 
 def environment(model) -> dict:
-    device = model.device
-    hardware = (torch.cuda.get_device_name(device) if device.type == "cuda"
-                else f"CPU ({platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
-                     f"{torch.get_num_threads()} threads)")
-    return {"date": datetime.now(timezone.utc).strftime("%Y-%m-%d"), "hardware": hardware,
+    return {"date": datetime.now(timezone.utc).strftime("%Y-%m-%d"), "hardware": describe(model.device),
             "torch": torch.__version__}
 
 

@@ -8,8 +8,6 @@ and objective state are restored from the checkpoint.
 """
 from __future__ import annotations
 
-import os
-import platform
 import sys
 import time
 import warnings
@@ -22,6 +20,7 @@ from tqdm.auto import tqdm
 
 from ..data import load_tensor, random_hflip
 from ..errors import ConfigError, TrainingDivergedError, ZooError
+from ..hardware import describe
 from ..model import EnergyModel
 from ..objectives import ObjectiveContext, build_objective
 from .args import RunConfig, parse_args
@@ -99,9 +98,7 @@ def train_step(state: TrainState, batch_idx: torch.Tensor, ctx: StepContext) -> 
 
 
 def _hardware(accelerator) -> str:
-    if accelerator.device.type == "cuda":
-        return f"{accelerator.num_processes} x {torch.cuda.get_device_name(accelerator.device)}"
-    return f"{accelerator.num_processes} process(es) on CPU ({platform.processor() or platform.machine()}, {os.cpu_count()} cores)"
+    return f"{accelerator.num_processes} process(es) x {describe(accelerator.device)}"
 
 
 def _build_optimizer(trainable: torch.nn.Module, config: RunConfig, accelerator):
