@@ -3,12 +3,14 @@ energy: the data behind the ``ncebm-*`` entries' default sampler and presets.
 
     python experiments/ode_sweep.py --entry ncebm-mnist --data-dir ../shared/datasets [-n 500]
     python experiments/ode_sweep.py --entry ncebm-mnist --point 80 0.002 18 7 ...   # more points, appended
+    python experiments/ode_sweep.py --entry ncebm-mnist --churn 30 0.01 1 1.007 ...  # EDM's stochastic sampler
 
 For each point (sigma_max, sigma_min, steps, rho) it draws n samples (seed 0) and scores them as ``zoo eval`` does
 (classifier-FID / KID / IS and the confident-class share, against the same training images), beside the same numbers
 for n real test images. The network was trained on a log-normal sigma (the entry's ``p_mean``, ``p_std``): a
 schedule that starts far above or ends far below that range asks the network where it has hardly been trained.
-Results go to ``model_cards/<entry>.ode_sweep.json`` after every point (seconds are wall time on this machine, with
+``--churn S_CHURN S_TMIN S_TMAX S_NOISE`` points run the ``edm_stochastic`` sampler (the same Heun steps with EDM's
+churn) on the entry's default schedule instead. Results go to ``model_cards/<entry>.ode_sweep.json`` after every point (seconds are wall time on this machine, with
 whatever else ran).
 """
 from __future__ import annotations
@@ -40,6 +42,8 @@ def main() -> None:
     p.add_argument("--n-real", type=int, default=2000)
     p.add_argument("--point", nargs=4, type=float, action="append", metavar=("SIGMA_MAX", "SIGMA_MIN", "STEPS", "RHO"),
                    help="sweep these points instead of the grid, appended to the results file")
+    p.add_argument("--churn", nargs=4, type=float, action="append", metavar=("S_CHURN", "S_TMIN", "S_TMAX", "S_NOISE"),
+                   help="edm_stochastic points on the entry's default sigma schedule, appended to the results file")
     args = p.parse_args()
     entry = zoo.get_entry(args.entry)
     model = zoo.load(args.entry)
@@ -51,18 +55,20 @@ def main() -> None:
     ceiling["confident_share"] = confident_share(test[:args.n], logits)
     path = CARDS / f"{args.entry}.ode_sweep.json"
     out = {"entry": args.entry, "n": args.n, "n_real": len(train), "real_data_ceiling": ceiling, "points": []}
-    if args.point and path.is_file():
+    if (args.point or args.churn) and path.is_file():
         out["points"] = json.loads(path.read_text())["points"]
-    for sigma_max, sigma_min, steps, rho in args.point or GRID:
-        steps = int(steps)
+    default = {k: model.sampler_config["default"][k] for k in ("sigma_max", "sigma_min", "steps", "rho")}
+    configs = ([{"name": "pf_ode", "sigma_max": a, "sigma_min": b, "steps": int(n), "rho": r}
+                for a, b, n, r in (args.point or ([] if args.churn else GRID))]
+               + [{"name": "edm_stochastic", **default, "s_churn": c, "s_tmin": lo, "s_tmax": hi, "s_noise": sn}
+                  for c, lo, hi, sn in args.churn or []])
+    for config in configs:
         start = time.time()
-        x = generate(model, args.n, batch_size=64, seed=0, name="pf_ode", sigma_max=sigma_max, sigma_min=sigma_min,
-                     steps=steps, rho=rho)
+        x = generate(model, args.n, batch_size=64, seed=0, **config)
         seconds = time.time() - start
         q = sample_quality(x, train, feats, logits)
         q["confident_share"] = confident_share(x, logits)
-        point = {"sigma_max": sigma_max, "sigma_min": sigma_min, "steps": steps, "rho": rho,
-                 "seconds": round(seconds, 1), **{k: round(v, 4) for k, v in q.items()}}
+        point = {**config, "seconds": round(seconds, 1), **{k: round(v, 4) for k, v in q.items()}}
         out["points"].append(point)
         print(json.dumps(point), flush=True)
         write_atomic(path, lambda tmp: Path(tmp).write_text(json.dumps(out, indent=1) + "\n"))

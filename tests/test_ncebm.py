@@ -98,11 +98,13 @@ def test_tweedie_denoising_of_a_gaussian_is_exact_at_any_sigma():
 
 @pytest.mark.parametrize("config", [
     {"name": "pf_ode", "steps": 40, "sigma_min": 0.002, "sigma_max": 20.0, "init_mean": 0.8},
+    {"name": "edm_stochastic", "steps": 40, "sigma_min": 0.002, "sigma_max": 20.0, "init_mean": 0.8,
+     "s_churn": 40.0, "s_tmin": 0.0, "s_tmax": 20.0},
     {"name": "annealed_sigma", "n_levels": 20, "n_steps_each": 30, "step_lr": 1e-3, "sigma_min": 0.05,
      "sigma_max": 20.0, "init_mean": 0.8, "denoise_jump": False},
     {"name": "annealed_sigma", "n_levels": 20, "n_steps_each": 30, "step_lr": 1e-3, "sigma_min": 0.05,
      "sigma_max": 20.0, "init_mean": 0.8, "denoise_jump": False, "kernel": "mala"},
-], ids=["pf_ode", "annealed_langevin", "annealed_mala"])
+], ids=["pf_ode", "edm_stochastic", "annealed_langevin", "annealed_mala"])
 def test_samplers_reproduce_a_gaussian_mixtures_moments(config):
     """Chains start at the data mean + sigma_max N(0, I), sigma_max well above the modes' distance (4)."""
     out = build_sampler(config).run(GMMNC(), 2000, (2,), options=ChainOptions(
@@ -115,6 +117,20 @@ def test_samplers_reproduce_a_gaussian_mixtures_moments(config):
     assert abs(within.std(0).mean().item() - 0.5) < 0.1  # each mode's spread
     if config.get("kernel") == "mala":
         assert 0.2 < out.accept_rate <= 1.0
+
+
+def test_edm_stochastic_is_the_ode_without_churn_and_noisier_with_it():
+    def samples(config):
+        return build_sampler({"name": config.pop("name"), "steps": 10, "sigma_max": 20.0, "init_mean": 0.8, **config}).run(
+            GMMNC(), 500, (2,), options=ChainOptions(generator=torch.Generator().manual_seed(0), progress=False)).samples
+
+    ode = samples({"name": "pf_ode"})
+    assert torch.equal(ode, samples({"name": "edm_stochastic", "s_churn": 0.0}))
+    churned = build_sampler({"name": "edm_stochastic", "steps": 10, "s_churn": 40.0, "s_tmin": 0.1, "s_tmax": 20.0})
+    assert churned.churn(1.0) == pytest.approx(math.sqrt(2) - 1) and churned.churn(0.05) == 0 == churned.churn(30.0)
+    assert not torch.equal(ode, samples({"name": "edm_stochastic", "s_churn": 40.0, "s_tmin": 0.1, "s_tmax": 20.0}))
+    with pytest.raises(zoo.ConfigError, match="s_churn must be a finite number >= 0"):
+        build_sampler({"name": "edm_stochastic", "s_churn": -1.0})
 
 
 def test_model_api_for_noise_conditional_energies():

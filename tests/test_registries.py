@@ -63,6 +63,7 @@ SAMPLER_CASES = {  # sampler -> (a tiny model's entry-like net, options of a sho
     "annealed_langevin": ("MDSMResNet", {"n_hold": 2, "n_anneal": 3, "n_final": 1}),
     "two_stage": ("DenoisingEBM", {"latent_steps": 2, "data_steps": 2}),
     "pf_ode": ("NoiseConditionalEnergy", {"steps": 3}),
+    "edm_stochastic": ("NoiseConditionalEnergy", {"steps": 3, "s_tmax": 100.0}),
     "annealed_sigma": ("NoiseConditionalEnergy", {"n_levels": 2, "n_steps_each": 2, "sigma_max": 1.0, "step_lr": 1e-7}),
 }
 

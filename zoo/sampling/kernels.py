@@ -8,8 +8,9 @@ eps and the temperature T of this step. The chain driver (``chain.py``) owns the
 * ``mala``: the same proposal with a Metropolis-Hastings correction (Roberts & Tweedie 1996)
 * ``hmc``: leapfrog on H(x, p) = E(x)/T + |p|^2/2 with ``n_leapfrog`` steps of size eps, then a
   Metropolis test on H (Neal 2011)
-* ``heun``: one deterministic step of the probability-flow ODE of a noise-conditional energy from sigma to
-  sigma_next (Karras et al. 2022, Algorithm 1 with S_churn = 0)
+* ``heun``: one step of the probability-flow ODE of a noise-conditional energy from sigma to sigma_next (Karras et
+  al. 2022, Algorithm 1); with a step's ``churn`` gamma > 0 it first raises sigma to sigma (1 + gamma) by fresh noise
+  (their Algorithm 2, the stochastic sampler)
 """
 from __future__ import annotations
 
@@ -35,12 +36,14 @@ def build_kernel(name: str, **options):
 @dataclass(frozen=True)
 class StepParams:
     """One step's parameters. ``sigma``: the noise level of a noise-conditional energy E(x, sigma) at this step (the
-    chain binds it for the kernel); ``sigma_next``: the level the step moves to (the probability-flow ODE)."""
+    chain binds it for the kernel); ``sigma_next``: the level the step moves to (the probability-flow ODE);
+    ``churn``: Karras et al.'s gamma_i, the share by which a ``heun`` step first raises sigma with fresh noise."""
 
     step_size: float
     temperature: float = 1.0
     sigma: float | None = None
     sigma_next: float | None = None
+    churn: float = 0.0
 
 
 def energy_and_grad(energy_fn: EnergyFn, x: torch.Tensor, create_graph: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
@@ -144,7 +147,10 @@ class HMC:
 class Heun:
     """Probability-flow ODE dx/dσ = σ ∇ₓE(x, σ) (= (x - D(x, σ)) / σ with the Tweedie denoiser D = x - σ² ∇E), one
     Heun step from σ to σ_next; Euler when σ_next = 0 (that last step is the Tweedie jump x - σ² ∇E). Karras et al.
-    2022, Algorithm 1 (S_churn = 0). The energy is called as E(x, σ) (``noise_conditional`` kernel)."""
+    2022, Algorithm 1. With the step's churn γ > 0, first σ̂ = σ(1 + γ) and x̂ = x + sqrt(σ̂² - σ²) s_noise ε, then
+    the Heun step from σ̂ (their Algorithm 2, lines 4-6). The energy is called as E(x, σ) (``noise_conditional``)."""
+
+    s_noise: float = 1.0  # Karras et al.'s S_noise: the churn's noise is a little above unit variance
 
     noise_conditional = True
 
@@ -152,6 +158,10 @@ class Heun:
         sigma, sigma_next = params.sigma, params.sigma_next
         if sigma is None or sigma_next is None:
             raise ConfigError("the heun kernel needs a sigma schedule (a noise-conditional sampler such as pf_ode)")
+        if params.churn > 0:
+            sigma_hat = sigma * (1 + params.churn)
+            x = x + math.sqrt(sigma_hat**2 - sigma**2) * self.s_noise * randn_like(x, generator)
+            sigma = sigma_hat
         energy, grad = energy_and_grad(lambda z: energy_fn(z, per_chain(sigma, z)), x)
         d = sigma * grad
         y = x + (sigma_next - sigma) * d
