@@ -3,14 +3,14 @@ energy: the data behind the ``ncebm-*`` entries' default sampler and presets.
 
     python experiments/ode_sweep.py --entry ncebm-mnist --data-dir ../shared/datasets [-n 500]
     python experiments/ode_sweep.py --entry ncebm-mnist --point 80 0.002 18 7 ...   # more points, appended
-    python experiments/ode_sweep.py --entry ncebm-mnist --churn 30 0.01 1 1.007 ...  # EDM's stochastic sampler
+    python experiments/ode_sweep.py --entry ncebm-mnist --churn 30 0.01 1 1.007 18 ...  # EDM's stochastic sampler
 
 For each point (sigma_max, sigma_min, steps, rho) it draws n samples (seed 0) and scores them as ``zoo eval`` does
 (classifier-FID / KID / IS and the confident-class share, against the same training images), beside the same numbers
 for n real test images. The network was trained on a log-normal sigma (the entry's ``p_mean``, ``p_std``): a
 schedule that starts far above or ends far below that range asks the network where it has hardly been trained.
-``--churn S_CHURN S_TMIN S_TMAX S_NOISE`` points run the ``edm_stochastic`` sampler (the same Heun steps with EDM's
-churn) on the entry's default schedule instead. Results go to ``model_cards/<entry>.ode_sweep.json`` after every point (seconds are wall time on this machine, with
+``--churn S_CHURN S_TMIN S_TMAX S_NOISE STEPS`` points run the ``edm_stochastic`` sampler (Heun steps with EDM's
+churn) on the entry's default sigma_max, sigma_min and rho instead. Results go to ``model_cards/<entry>.ode_sweep.json`` after every point (seconds are wall time on this machine, with
 whatever else ran).
 """
 from __future__ import annotations
@@ -42,8 +42,9 @@ def main() -> None:
     p.add_argument("--n-real", type=int, default=2000)
     p.add_argument("--point", nargs=4, type=float, action="append", metavar=("SIGMA_MAX", "SIGMA_MIN", "STEPS", "RHO"),
                    help="sweep these points instead of the grid, appended to the results file")
-    p.add_argument("--churn", nargs=4, type=float, action="append", metavar=("S_CHURN", "S_TMIN", "S_TMAX", "S_NOISE"),
-                   help="edm_stochastic points on the entry's default sigma schedule, appended to the results file")
+    p.add_argument("--churn", nargs=5, type=float, action="append",
+                   metavar=("S_CHURN", "S_TMIN", "S_TMAX", "S_NOISE", "STEPS"),
+                   help="edm_stochastic points on the entry's default sigma range, appended to the results file")
     args = p.parse_args()
     entry = zoo.get_entry(args.entry)
     model = zoo.load(args.entry)
@@ -57,11 +58,11 @@ def main() -> None:
     out = {"entry": args.entry, "n": args.n, "n_real": len(train), "real_data_ceiling": ceiling, "points": []}
     if (args.point or args.churn) and path.is_file():
         out["points"] = json.loads(path.read_text())["points"]
-    default = {k: model.sampler_config["default"][k] for k in ("sigma_max", "sigma_min", "steps", "rho")}
+    default = {k: model.sampler_config["default"][k] for k in ("sigma_max", "sigma_min", "rho")}
     configs = ([{"name": "pf_ode", "sigma_max": a, "sigma_min": b, "steps": int(n), "rho": r}
                 for a, b, n, r in (args.point or ([] if args.churn else GRID))]
-               + [{"name": "edm_stochastic", **default, "s_churn": c, "s_tmin": lo, "s_tmax": hi, "s_noise": sn}
-                  for c, lo, hi, sn in args.churn or []])
+               + [{"name": "edm_stochastic", **default, "steps": int(n), "s_churn": c, "s_tmin": lo, "s_tmax": hi,
+                   "s_noise": sn} for c, lo, hi, sn, n in args.churn or []])
     for config in configs:
         start = time.time()
         x = generate(model, args.n, batch_size=64, seed=0, **config)
