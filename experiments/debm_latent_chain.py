@@ -9,9 +9,9 @@ eta1 * grad U_s and of the injected noise sqrt(2 eta1) e, and the share of satur
 decoded images. Beside it: the same numbers for the codes f(x + sigma eps, sigma) of n test images, and the
 classifier's confident-class share (p >= 0.9, the entry's zoo classifier) of the decoded chain ends h(z_K) and of the
 decoded data codes h(f(x~)). Variants of the chain change one thing each. ``--samples`` also scores the whole
-two-stage sampler (n samples, seed 0) under the paper's settings and the opt-in remedies: the confident-class share
-of the samples and of their semantic images h(z_K), classifier-FID and -IS against 2,000 training images, beside the
-same for n real test images. ``--data-stage`` also runs the data stage alone (T = 100 Langevin steps on U_c at
+two-stage sampler (n samples, seed 0) under the paper's settings and the opt-in remedies: the confident-class share,
+classifier-FID and -IS against 2,000 training images of the samples x_T, of their semantic images h(z_K) and of one
+DAE reconstruction of them r(x_T, sigma), beside the same for n real test images. ``--data-stage`` also runs the data stage alone (T = 100 Langevin steps on U_c at
 sigma) from n real test images, at the paper's eta2 and at eta2 / 10: what it does to images that are digits already.
 """
 from __future__ import annotations
@@ -73,21 +73,27 @@ def load(where: str, entry) -> zoo.EnergyModel:
     return zoo.EnergyModel.from_pretrained(folder) if folder.is_dir() else zoo.load(where)
 
 
-def sampler_quality(model, entry, data_dir, n: int, logits) -> dict:
+def sampler_quality(model, entry, data_dir, n: int, logits, variants=tuple(SAMPLER_VARIANTS)) -> dict:
     """The two-stage sampler's samples under each of ``SAMPLER_VARIANTS``, scored as ``zoo eval`` scores samples."""
     feats = ClassifierFeatures(logits.classifier, model.data_range)
     train = load_tensor(entry, "train", data_dir, limit=2000)
     test = load_tensor(entry, "test", data_dir)[:n]
     real = sample_quality(test, train, feats, logits)
     rows = {"real test images": {"confident_share": confident_share(test, logits), "fid": real["fid"], "is": real["is"]}}
-    for name, options in SAMPLER_VARIANTS.items():
+    for name in variants:
+        options = SAMPLER_VARIANTS[name]
         out = model.sample(n, seed=0, progress=False, return_energy_trace=True, **options)
-        q = sample_quality(out.samples, train, feats, logits)
-        rows[name] = {"confident_share": confident_share(out.samples, logits), "fid": q["fid"], "is": q["is"],
-                      "confident_share semantic": confident_share(out.extras["semantic"].clamp(-1, 1), logits)}
+        sigma = torch.full((n,), float(model.sampler(**options).sigma))
+        with torch.no_grad():
+            outputs = {"x_T": out.samples, "h(z_K)": out.extras["semantic"].clamp(-1, 1),
+                       "r(x_T, sigma)": model.net.reconstruct(out.samples, sigma).clamp(-1, 1)}
+        rows[name] = {}
+        for label, y in outputs.items():
+            q = sample_quality(y, train, feats, logits)
+            rows[name][label] = {"confident_share": confident_share(y, logits), "fid": q["fid"], "is": q["is"]}
     for name, r in rows.items():
-        print(f"{name:40s} confident {r['confident_share']:.2f}  cFID {r['fid']:8.2f}  cIS {r['is']:.2f}"
-              + (f"  (semantic images: confident {r['confident_share semantic']:.2f})" if "confident_share semantic" in r else ""))
+        for label, v in (r.items() if "fid" not in r else [("", r)]):
+            print(f"{name:45s} {label:14s} confident {v['confident_share']:.2f}  cFID {v['fid']:8.2f}  cIS {v['is']:.2f}")
     return rows
 
 
@@ -120,6 +126,8 @@ def main() -> None:
     p.add_argument("--sigma", type=float, default=None, help="default: the entry's sampler sigma")
     p.add_argument("--steps", type=int, default=None, help="default: the entry's sampler latent_steps")
     p.add_argument("--samples", action="store_true", help="also score the whole sampler's samples (see above)")
+    p.add_argument("--variant", action="append", choices=list(SAMPLER_VARIANTS),
+                   help="with --samples: only these sampler variants (default: all)")
     p.add_argument("--data-stage", action="store_true", help="only the data stage from real images (see above)")
     p.add_argument("--out", default=None)
     args = p.parse_args()
@@ -179,7 +187,8 @@ def main() -> None:
               f"saturated {rk['saturated']:.2f}  confident {share0:.2f} -> {share:.2f}")
     print("data codes:", json.dumps(data))
     if args.samples:
-        results["sampler"] = sampler_quality(model, entry, args.data_dir, args.n, logits)
+        results["sampler"] = sampler_quality(model, entry, args.data_dir, args.n, logits,
+                                             args.variant or tuple(SAMPLER_VARIANTS))
     if args.out:
         Path(args.out).write_text(json.dumps(results, indent=1))
 
