@@ -92,12 +92,17 @@ class ProbabilityFlowODESampler(_NoiseConditionalSampler):
         """Gradient evaluations per chain: two per Heun step, one for the last (Euler) step."""
         return 2 * self.steps - 1
 
+    def churn(self, sigma: float) -> float:
+        """γ_i at σ_i: none on the ODE (``edm_stochastic`` adds it)."""
+        return 0.0
+
     def run(self, energy_fn, n, shape, *, sigma0=None, device=None, dtype=None,
             options: ChainOptions = ChainOptions()) -> SamplerOutput:
         s = self.sigmas()
-        schedule = [StepParams(s[i] - s[i + 1], sigma=s[i], sigma_next=s[i + 1]) for i in range(self.steps)]
+        schedule = [StepParams(s[i] - s[i + 1], sigma=s[i], sigma_next=s[i + 1], churn=self.churn(s[i]))
+                    for i in range(self.steps)]
         return self._run(self._kernel, energy_fn, n, shape, schedule, None, device=device, dtype=dtype,
-                         options=options, desc=f"pf-ode heun ({self.steps} steps)")
+                         options=options, desc=f"{self.registered_name} heun ({self.steps} steps)")
 
 
 @register_sampler("edm_stochastic")
@@ -124,14 +129,6 @@ class EDMStochasticSampler(ProbabilityFlowODESampler):
     def churn(self, sigma: float) -> float:
         """γ_i of Algorithm 2 at σ_i."""
         return min(self.s_churn / self.steps, math.sqrt(2) - 1) if self.s_tmin <= sigma <= self.s_tmax else 0.0
-
-    def run(self, energy_fn, n, shape, *, sigma0=None, device=None, dtype=None,
-            options: ChainOptions = ChainOptions()) -> SamplerOutput:
-        s = self.sigmas()
-        schedule = [StepParams(s[i] - s[i + 1], sigma=s[i], sigma_next=s[i + 1], churn=self.churn(s[i]))
-                    for i in range(self.steps)]
-        return self._run(self._kernel, energy_fn, n, shape, schedule, None, device=device, dtype=dtype,
-                         options=options, desc=f"edm stochastic heun ({self.steps} steps)")
 
 
 @register_sampler("annealed_sigma")
