@@ -38,6 +38,15 @@ SAMPLER_VARIANTS = {"paper: N(0,I), eta1 0.1, eta2 0.01": dict(latent_init="norm
                                                                        data_step_size=0.001),
                     "latent_init codes + eta1 0.01, semantic image only": dict(latent_init="codes",
                                                                                latent_step_size=0.01, data_steps=1)}
+# the opt-in data stage on the DAE's score (TwoStageSampler's data_score: dae), from the codes' latent chain; the
+# first level data_sigma_max sets how much of h(z_K) survives the noising (3: almost none)
+DAE_STAGE = dict(latent_init="codes", latent_step_size=0.01, data_score="dae", data_steps=20, data_step_size=0.002,
+                 denoise_jump=True)
+SAMPLER_VARIANTS.update({
+    "dae score at sigma only (1 level x 20)": dict(DAE_STAGE, data_levels=1),
+    "dae score 0.5 -> sigma (7 levels x 20)": dict(DAE_STAGE, data_sigma_max=0.5, data_levels=7),
+    "dae score 1 -> sigma (10 levels x 20)": dict(DAE_STAGE, data_sigma_max=1.0, data_levels=10),
+    "dae score 3 -> sigma (14 levels x 20)": dict(DAE_STAGE, data_sigma_max=3.0, data_levels=14)})
 
 
 def chain(net, z, sigma, eta, steps, generator, prior: float = 0.0, noise: bool = True):
@@ -93,7 +102,7 @@ def sampler_quality(model, entry, data_dir, n: int, logits, variants=tuple(SAMPL
             rows[name][label] = {"confident_share": confident_share(y, logits), "fid": q["fid"], "is": q["is"]}
     for name, r in rows.items():
         for label, v in (r.items() if "fid" not in r else [("", r)]):
-            print(f"{name:45s} {label:14s} confident {v['confident_share']:.2f}  cFID {v['fid']:8.2f}  cIS {v['is']:.2f}")
+            print(f"{name:50s} {label:14s} confident {v['confident_share']:.2f}  cFID {v['fid']:8.2f}  cIS {v['is']:.2f}")
     return rows
 
 

@@ -232,3 +232,64 @@ def test_latent_chains_start_at_n01_by_default_and_at_the_training_codes_gaussia
         DenoisingEBMObjective(latent_init="data")
     with pytest.raises(zoo.ConfigError, match="latent_init"):
         build_sampler({"name": "two_stage", "latent_init": "data"})
+
+
+class GaussianDAE(torch.nn.Module):
+    """The optimal DAE of data N(mu, s² I): r(x̃, σ) = (s² x̃ + σ² mu) / (s² + σ²), the posterior mean (Tweedie)."""
+
+    def __init__(self, mu: float, s: float):
+        super().__init__()
+        self.mu, self.s2 = mu, s**2
+
+    def forward(self, x, sigma):
+        v = sigma.view(-1, 1, 1, 1) ** 2
+        return (self.s2 * x + v * self.mu) / (self.s2 + v)
+
+
+def test_dae_score_energy_gradient_is_minus_the_daes_score_and_leaves_the_dae_untouched():
+    net = tiny_net()
+    x = (torch.rand(3, 1, 8, 8, dtype=torch.float64) * 2 - 1).requires_grad_(True)
+    sigma = 0.3
+    net.dae_score_energy(x, sigma).sum().backward()
+    with torch.no_grad():
+        score = (net.reconstruct(x, sigma) - x) / sigma**2  # Theorem 1: r(x, σ) - x ≈ σ² ∇ log q_σ(x)
+    torch.testing.assert_close(x.grad, -score)
+    assert all(p.grad is None for p in net.dae.parameters())
+
+
+def test_dae_score_data_stage_samples_the_gaussian_its_optimal_dae_denoises():
+    """With the exact DAE of N(mu, s² I), the annealed data stage ends at the σ-smoothed Gaussian N(mu, s² + σ²) and
+    its denoising jump at the posterior means (variance s⁴ / (s² + σ²)); the paper's U_c stage does not apply here."""
+    mu, s, sigma = 0.3, 0.5, 0.1
+    net = tiny_net()
+    net.dae = GaussianDAE(mu, s)
+    kw = dict(latent_steps=1, data_steps=40, data_step_size=0.004, sigma=sigma, data_score="dae",
+              data_sigma_max=2.0, data_levels=10)
+    options = ChainOptions(generator=torch.Generator().manual_seed(0), progress=False)
+    x = build_sampler({"name": "two_stage", **kw}).run(net, 400, (1, 8, 8), sigma0=0.05, dtype=torch.float64,
+                                                       options=options).samples
+    assert abs(x.mean().item() - mu) < 0.01
+    assert x.var().item() == pytest.approx(s**2 + sigma**2, rel=0.04)
+    jumped = build_sampler({"name": "two_stage", **kw, "denoise_jump": True}).run(
+        net, 400, (1, 8, 8), sigma0=0.05, dtype=torch.float64,
+        options=ChainOptions(generator=torch.Generator().manual_seed(0), progress=False)).samples
+    torch.testing.assert_close(jumped, net.reconstruct(x, sigma))
+    assert jumped.var().item() == pytest.approx(s**4 / (s**2 + sigma**2), rel=0.04)
+
+
+def test_dae_score_options_are_checked_and_inpainting_keeps_the_known_pixels():
+    model = zoo.load("denoising-ebm-mnist", pretrained=False)
+    kw = dict(latent_steps=2, data_steps=3, data_score="dae", data_sigma_max=1.0, data_levels=2, denoise_jump=True,
+              progress=False)
+    assert model.sampler(**{k: v for k, v in kw.items() if k != "progress"}).chain_length() == 2 + 2 * 3 + 1
+    x = torch.rand(2, 1, 32, 32) * 2 - 1
+    mask = torch.ones(1, 1, 32, 32)
+    mask[..., 16:] = 0
+    filled = model.inpaint(x, mask, seed=0, **kw)
+    assert torch.equal(filled[..., :16], x[..., :16]) and not torch.equal(filled[..., 16:], x[..., 16:])
+    for bad, match in [(dict(data_sigma_max=1.0), "needs data_score: dae"), (dict(data_levels=3), "needs data_score"),
+                       (dict(data_score="dae", kernel="mala"), "kernel: langevin"),
+                       (dict(data_score="dae", data_sigma_max=0.05), "must be >= sigma"),
+                       (dict(data_score="score"), "data_score must be one of")]:
+        with pytest.raises(zoo.ConfigError, match=match):
+            build_sampler({"name": "two_stage", **bad})

@@ -154,6 +154,16 @@ class DenoisingEBM(nn.Module):
         """Eq. (8): the texture energy of the decoded image h(z)."""
         return self.texture_energy(self.decoder(z), _per_sample(sigma, z), generator, dae_params)
 
+    def dae_score_energy(self, x: torch.Tensor, sigma) -> torch.Tensor:
+        """||x - sg[r(x, σ)]||² / (2σ²) with r held fixed (no gradient through the DAE): its gradient (x - r(x, σ)) / σ²
+        is minus the DAE's score estimate of the σ-smoothed data density at x (Theorem 1, eq. 2, with x̃ = x; the first
+        term of eq. 21). The opt-in data stage ``data_score: dae`` (not in the paper) follows it; it is a score, not a
+        conservative field, so no Metropolis test applies. One DAE forward pass per step, no backward pass."""
+        s = _per_sample(sigma, x)
+        with torch.no_grad():
+            r = self.dae(x, s)
+        return sq_norm(x - r) / (2 * s**2)
+
     def latent_start(self, n: int, init: str = "normal", generator=None, device=None, dtype=None) -> torch.Tensor:
         """z^0 of the latent chain (eq. 15): N(0, I) as in Algorithm 1 (``init="normal"``), or, opt-in and not in the
         paper (``init="codes"``), N(code_mean, diag code_std²): the DAE's codes of the training data, whose location
