@@ -46,7 +46,17 @@ SAMPLER_VARIANTS.update({
     "dae score at sigma only (1 level x 20)": dict(DAE_STAGE, data_levels=1),
     "dae score 0.5 -> sigma (7 levels x 20)": dict(DAE_STAGE, data_sigma_max=0.5, data_levels=7),
     "dae score 1 -> sigma (10 levels x 20)": dict(DAE_STAGE, data_sigma_max=1.0, data_levels=10),
-    "dae score 3 -> sigma (14 levels x 20)": dict(DAE_STAGE, data_sigma_max=3.0, data_levels=14)})
+    "dae score 3 -> sigma (14 levels x 20)": dict(DAE_STAGE, data_sigma_max=3.0, data_levels=14),
+    "dae score 3 -> sigma (14 levels x 40)": dict(DAE_STAGE, data_sigma_max=3.0, data_levels=14, data_steps=40),
+    "dae score 3 -> sigma (14 levels x 20), eta2 0.004": dict(DAE_STAGE, data_sigma_max=3.0, data_levels=14,
+                                                              data_step_size=0.004),
+    "dae score 3 -> sigma (14 levels x 20), eta2 0.001": dict(DAE_STAGE, data_sigma_max=3.0, data_levels=14,
+                                                              data_step_size=0.001),
+    "dae score 3 -> sigma (14 levels x 20), eta2 0.0005": dict(DAE_STAGE, data_sigma_max=3.0, data_levels=14,
+                                                               data_step_size=0.0005),
+    "dae score 2 -> sigma (12 levels x 20)": dict(DAE_STAGE, data_sigma_max=2.0, data_levels=12),
+    "dae score 3 -> sigma (10 levels x 10), 10 latent steps": dict(DAE_STAGE, data_sigma_max=3.0, data_levels=10,
+                                                                   data_steps=10, latent_steps=10)})
 
 
 def chain(net, z, sigma, eta, steps, generator, prior: float = 0.0, noise: bool = True):
@@ -137,6 +147,7 @@ def main() -> None:
     p.add_argument("--samples", action="store_true", help="also score the whole sampler's samples (see above)")
     p.add_argument("--variant", action="append", choices=list(SAMPLER_VARIANTS),
                    help="with --samples: only these sampler variants (default: all)")
+    p.add_argument("--samples-only", action="store_true", help="only the sampler scores of --samples")
     p.add_argument("--data-stage", action="store_true", help="only the data stage from real images (see above)")
     p.add_argument("--out", default=None)
     args = p.parse_args()
@@ -161,6 +172,11 @@ def main() -> None:
             "confident_share h(f(x~))": confident_share(h_data, logits),
             "confident_share x": confident_share(x, logits)}
     d = net.latent_dim
+    if args.samples_only:
+        rows = sampler_quality(model, entry, args.data_dir, args.n, logits, args.variant or tuple(SAMPLER_VARIANTS))
+        if args.out:
+            Path(args.out).write_text(json.dumps({"model": args.model, "n": args.n, "sampler": rows}, indent=1))
+        return
     if args.data_stage:
         rows = data_stage_from_real(net, x, sigma, cfg["data_step_size"], cfg["data_steps"], logits)
         if args.out:

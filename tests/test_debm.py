@@ -86,7 +86,7 @@ def test_objective_alternates_reconstruction_and_contrastive_phases():
 
 def test_two_stage_sampler_shapes_range_seed_and_trajectories():
     model = zoo.load("denoising-ebm-mnist", pretrained=False)
-    kw = dict(preset="fast", latent_steps=3, data_steps=4, progress=False)
+    kw = dict(preset="paper", latent_steps=3, data_steps=4, progress=False)
     a, b = model.sample(3, seed=1, **kw), model.sample(3, seed=1, **kw)
     assert a.shape == (3, 1, 32, 32) and torch.equal(a, b) and not torch.equal(a, model.sample(3, seed=2, **kw))
     assert a.min() >= -1 and a.max() <= 1
@@ -106,7 +106,7 @@ def test_compiled_two_stage_chain_gives_the_eager_samples():
     arch = {"class": "DenoisingEBM", "width": 8, "latent_dim": 4}
     torch.manual_seed(0)
     model = zoo.EnergyModel({**base.config, "input_shape": [1, 8, 8], "architecture": arch}, None, base.sampler_config)
-    kw = dict(preset="fast", latent_steps=4, data_steps=4, seed=0, progress=False)
+    kw = dict(preset="paper", latent_steps=4, data_steps=4, seed=0, progress=False)
     eager = model.sample(4, compile=False, **kw)
     compiled = model.sample(4, compile=True, **kw)
     view = model.__dict__["_compiled_net"]  # the DAE and the decoder compiled, the network itself shared
