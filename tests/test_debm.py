@@ -173,12 +173,14 @@ def test_ood_cli_prints_aurocs(tmp_path, synthetic_mnist, capsys):
                                     "--output-dir", str(tmp_path / "r"), *TINY, "--max-steps", "1"])
     (synthetic_mnist / "ylecun" / "mnist" / "mnist" / "train-00000-of-00001.parquet").rename(
         synthetic_mnist / "ylecun" / "mnist" / "mnist" / "test-00000-of-00001.parquet")
-    assert cli(["ood", "denoising-ebm-mnist", "--data-dir", str(synthetic_mnist), "-n", "16", "--ood", "noise:uniform",
-                "interp"]) == 2  # no weights published: the clear error
+    assert cli(["ood", "denoising-ebm-fashion-mnist", "--data-dir", str(synthetic_mnist), "-n", "16", "--ood",
+                "noise:uniform"]) == 2  # no weights published: the clear error
     assert "no published weights" in capsys.readouterr().err
-    assert cli(["ood", str(export), "--data-dir", str(synthetic_mnist), "-n", "16", "--ood", "noise:uniform", "interp"]) == 0
-    out = capsys.readouterr().out
-    assert "| noise:uniform | " in out and "| interp | " in out
+    for model in (str(export), "denoising-ebm-mnist"):  # a recipe's export, the bundled weights
+        assert cli(["ood", model, "--data-dir", str(synthetic_mnist), "-n", "16", "--ood", "noise:uniform",
+                    "interp"]) == 0
+        out = capsys.readouterr().out
+        assert "| noise:uniform | " in out and "| interp | " in out
 
 
 def test_the_decoder_loss_updates_only_the_decoder_and_the_contrastive_phase_updates_the_dae():
