@@ -194,6 +194,15 @@ def test_exp_schedule_matches_paper_shape_and_bad_options_are_config_errors():
             build_sampler({"name": "annealed_langevin", **bad})
 
 
+def test_geometric_sigmas_run_from_sigma_max_to_sigma_min_at_a_constant_ratio():
+    from zoo.sampling.schedules import geometric_sigmas
+    s = geometric_sigmas(3.0, 0.1, 14)
+    assert len(s) == 14 and s.dtype == torch.float64
+    assert math.isclose(s[0].item(), 3.0, rel_tol=1e-12) and math.isclose(s[-1].item(), 0.1, rel_tol=1e-12)
+    ratios = s[1:] / s[:-1]
+    assert torch.allclose(ratios, torch.full_like(ratios, (0.1 / 3.0) ** (1 / 13)), rtol=1e-12)
+
+
 def test_compose_samples_the_product_of_two_gaussians():
     mu1, cov1 = torch.tensor([1.0, 0.0]), torch.tensor([[1.0, 0.3], [0.3, 0.5]])
     mu2, cov2 = torch.tensor([-1.0, 2.0]), torch.tensor([[0.5, 0.0], [0.0, 2.0]])

@@ -13,7 +13,6 @@ and scale free (mean code norm 5.7 after the warm-up, 24 after 47 contrastive up
 so chains from N(0, I) start far from every data code."""
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import torch
@@ -21,6 +20,7 @@ import torch
 from ..energies.debm import LATENT_INITS
 from ..errors import ConfigError
 from ..sampling import ChainOptions, two_stage_chain
+from ..sampling.schedules import geometric_sigmas
 from ..tensors import randn_like, sq_norm
 from .base import Objective, ObjectiveContext, ObjectiveOutput, contrastive_loss, register_objective
 
@@ -51,7 +51,7 @@ class DenoisingEBMObjective(Objective):
         return (step - self.reconstruction_warmup) % (self.reconstruction_steps + 1) == self.reconstruction_steps
 
     def sigmas(self, batch: int, x: torch.Tensor, generator) -> torch.Tensor:
-        levels = torch.logspace(math.log10(self.sigma_max), math.log10(self.sigma_min), self.n_sigmas)
+        levels = geometric_sigmas(self.sigma_max, self.sigma_min, self.n_sigmas)
         idx = torch.randint(0, self.n_sigmas, (batch,), generator=generator, device=x.device)
         return levels.to(x.device, x.dtype)[idx]
 

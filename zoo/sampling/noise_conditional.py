@@ -24,6 +24,7 @@ from ..errors import ConfigError
 from .chain import ChainOptions, SamplerOutput, run_chain
 from .kernels import StepParams, build_kernel, energy_and_grad, per_chain
 from .samplers import _positive, register_sampler
+from .schedules import geometric_sigmas
 
 # Chains start at init_mean + sigma_max N(0, I): the divergence check allows this many sigma_max around the data range.
 INIT_SLACK = 8.0
@@ -154,8 +155,7 @@ class AnnealedSigmaLangevinSampler(_NoiseConditionalSampler):
                               f"(langevin, mala, hmc)")
 
     def sigmas(self) -> list[float]:
-        return torch.logspace(math.log10(self.sigma_max), math.log10(self.sigma_min), self.n_levels,
-                              dtype=torch.float64).tolist()
+        return geometric_sigmas(self.sigma_max, self.sigma_min, self.n_levels).tolist()
 
     def chain_length(self) -> int:
         return self.n_levels * self.n_steps_each + int(self.denoise_jump)

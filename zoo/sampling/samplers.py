@@ -9,7 +9,6 @@ Langevin, eq. 8) over the temperature schedule, then one denoising jump x - sigm
 from __future__ import annotations
 
 import dataclasses
-import math
 from dataclasses import asdict, dataclass, field
 
 import torch
@@ -21,7 +20,7 @@ from ..errors import ConfigError
 from ..tensors import randn_like
 from .chain import ChainOptions, SamplerOutput, run_chain
 from .kernels import EnergyFn, StepParams, build_kernel, energy_and_grad
-from .schedules import temperature_schedule
+from .schedules import geometric_sigmas, temperature_schedule
 
 SAMPLERS = Registry("sampler")
 register_sampler = SAMPLERS.register
@@ -158,7 +157,7 @@ class TwoStageSampler:
         if self.data_score == "texture_energy":
             return None
         top = self.sigma if self.data_sigma_max is None else self.data_sigma_max
-        return torch.logspace(math.log10(top), math.log10(self.sigma), self.data_levels, dtype=torch.float64).tolist()
+        return geometric_sigmas(top, self.sigma, self.data_levels).tolist()
 
     def chain_length(self) -> int:
         return self.latent_steps + self.data_levels * self.data_steps + int(self.denoise_jump)

@@ -1,4 +1,5 @@
-"""Per-step temperature schedules of annealed Langevin dynamics (MDSM paper Sec. 3.2, Fig. A7B)."""
+"""Annealing schedules: per-step temperatures of annealed Langevin dynamics (MDSM paper Sec. 3.2, Fig. A7B) and the
+geometric noise levels of the sigma-annealed samplers and objectives."""
 from __future__ import annotations
 
 import math
@@ -40,3 +41,8 @@ def temperature_schedule(
         anneal = t_max + (1.0 - t_max) * k / n_anneal
     final = torch.linspace(1.0, 0.0, n_final + 1, dtype=torch.float64)[1:]
     return torch.cat([hold, anneal, final])
+
+
+def geometric_sigmas(sigma_max: float, sigma_min: float, n: int) -> torch.Tensor:
+    """``n`` noise levels from ``sigma_max`` down to ``sigma_min``, geometrically spaced (float64; NCSN's schedule)."""
+    return torch.logspace(math.log10(sigma_max), math.log10(sigma_min), n, dtype=torch.float64)
