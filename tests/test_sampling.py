@@ -203,6 +203,16 @@ def test_geometric_sigmas_run_from_sigma_max_to_sigma_min_at_a_constant_ratio():
     assert torch.allclose(ratios, torch.full_like(ratios, (0.1 / 3.0) ** (1 / 13)), rtol=1e-12)
 
 
+def test_the_clamp_noises_known_pixels_at_the_sigma_the_step_evaluates_the_energy_at():
+    """Under EDM's churn the heun step evaluates E at sigma_hat = sigma (1 + gamma): the known pixels carry that noise."""
+    from zoo.sampling.chain import Clamp
+    clamp = Clamp(torch.ones(200_000, dtype=torch.bool), torch.zeros(200_000), noise_scale=0.1)
+    g = torch.Generator().manual_seed(0)
+    assert math.isclose(clamp.draw(StepParams(0.5, sigma=2.0), g).std().item(), 2.0, rel_tol=0.01)
+    assert math.isclose(clamp.draw(StepParams(0.5, sigma=2.0, churn=0.4), g).std().item(), 2.8, rel_tol=0.01)
+    assert math.isclose(clamp.draw(StepParams(0.5, temperature=4.0), g).std().item(), 0.2, rel_tol=0.01)
+
+
 def test_compose_samples_the_product_of_two_gaussians():
     mu1, cov1 = torch.tensor([1.0, 0.0]), torch.tensor([[1.0, 0.3], [0.3, 0.5]])
     mu2, cov2 = torch.tensor([-1.0, 2.0]), torch.tensor([[0.5, 0.0], [0.0, 2.0]])

@@ -53,10 +53,14 @@ class Clamp:
         return Clamp(self.mask[sl], self.known[sl], self.noise_scale)
 
     def draw(self, params: StepParams, generator) -> torch.Tensor:
-        """The known pixels as the energy sees them at this step: with noise of std ``params.sigma`` for a
-        noise-conditional energy, else ``noise_scale * sqrt(T)``."""
+        """The known pixels as the energy sees them at this step: for a noise-conditional energy with noise of the
+        std the step evaluates it at (``params.sigma``, raised to σ̂ = σ(1 + γ) by a step's churn γ), else
+        ``noise_scale * sqrt(T)``."""
         noise = torch.randn(self.known.shape, generator=generator, device=self.known.device, dtype=self.known.dtype)
-        std = params.sigma if params.sigma is not None else self.noise_scale * math.sqrt(params.temperature)
+        if params.sigma is not None:
+            std = params.sigma * (1 + params.churn)
+        else:
+            std = self.noise_scale * math.sqrt(params.temperature)
         return self.known + std * noise
 
     def apply(self, x: torch.Tensor, known: torch.Tensor | None = None) -> torch.Tensor:
