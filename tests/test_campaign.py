@@ -322,3 +322,32 @@ def test_the_least_recently_trained_run_goes_first(sandbox):
     assert [r.name for r in campaign.slice_order([a, b, c])] == ["c", "b", "a"]
     spec.runs = [a, b, c]
     assert "next: c -> b -> a" in campaign.format_status(campaign.status_rows(spec), spec)
+
+
+def test_the_denoising_ebm_run_trains_only_the_reconstruction_stage_and_warm_starts_from_its_weights(sandbox):
+    """campaign.yaml's denoising-ebm-mnist run at a tiny size: every update is Algorithm 1's reconstruction update
+    (lines 2-6; no contrastive update), the export is evaluated and published, and a new machine warm-starts from it."""
+    spec, paths = sandbox
+    (real,) = [r for r in campaign.load_campaign().runs if r.name == "denoising-ebm-mnist"]
+    tiny = ["model.architecture={class: DenoisingEBM, width: 8, latent_dim: 8}", "recipe.batch_size=8",
+            "recipe.max_steps=3", "sampler.default={name: two_stage, latent_steps: 2, latent_init: codes, "
+            "data_score: dae, data_sigma_max: 1.0, data_levels: 2, data_steps: 2, data_step_size: 0.001}"]
+    run = campaign.RunSpec(name="tiny-debm", entry=real.entry, target_steps=6, checkpoint_every=1, warmup_steps=1,
+                           eval=campaign.EvalSpec(n=8, seed=0), overrides=real.overrides + tiny)
+    from zoo.objectives.base import build_objective
+    from zoo.training.args import apply_overrides
+
+    entry = apply_overrides(zoo.get_entry(real.entry), real.overrides)
+    objective = build_objective(entry.recipe.objective, entry.model.sigma0)
+    assert entry.recipe.max_steps >= real.target_steps  # the warm start's local steps never pass it
+    assert not any(objective.contrastive_phase(s) for s in range(entry.recipe.max_steps))
+    spec.runs = [run]
+    first = campaign.run_slice(run, spec, 600)
+    assert (first["start"], first["steps_to"], first["published"]) == ("scratch", 3, True)
+    logged = [json.loads(line) for line in (paths["state"] / "tiny-debm" / "run" / "metrics.jsonl").read_text().splitlines()]
+    updates = [r for r in logged if "loss" in r]
+    assert updates and all("dae" in r and "decoder" in r and "U_c_gap" not in r for r in updates)
+    shutil.rmtree(paths["state"])  # a new machine
+    second = campaign.run_slice(run, spec, 600)
+    assert (second["start"], second["steps_from"], second["steps_to"]) == ("warm start", 3, 6)
+    assert zoo.load("denoising-ebm-mnist").sample(2, seed=0).shape == (2, 1, 32, 32)
