@@ -120,6 +120,7 @@ def test_two_slices_continue_one_run_exactly_and_publish_the_better_weights(sand
     assert m.net.unet.inp.weight.dtype == torch.float32 and m.sample(2, seed=0).shape == (2, 1, 32, 32)
     card = (paths["mirror"] / "ebm-zoo" / "ncebm-mnist" / "README.md").read_text()
     assert "## Campaign history" in card and "| cpu | scratch | 0 -> 1 |" in card
+    assert all(0 < s["core_hours"] < 1 for s in ledger["slices"]) and f"| {ledger['slices'][1]['core_hours']:.2f} |" in card
     assert "| cpu | resume | 1 -> 6 |" in card
     measured = json.loads((paths["mirror"] / "ebm-zoo" / "ncebm-mnist" / "eval_results.json").read_text())  # with the weights
     assert measured["command"].startswith("zoo eval ncebm-mnist") and measured == zoo.evaluation.read_results("ncebm-mnist")

@@ -312,13 +312,14 @@ def run_slice(run: RunSpec, spec: CampaignSpec, seconds: float, *, device: str =
     argv = recipe_argv(run, spec, local, start_args, seconds, data)
     step_from = steps_before + local.step()
     log(f"[campaign] {run.name}: {start} at step {step_from}, {seconds / 60:.1f} min on {device}")
-    began = time.time()
+    began, cpu_began = time.time(), time.process_time()
     if device.startswith("cuda"):
         os.environ.pop("ACCELERATE_USE_CPU", None)
     else:
         os.environ["ACCELERATE_USE_CPU"] = "1"
     export = recipe_main(entry.family, argv)
     hours = (time.time() - began) / 3600
+    core_hours = (time.process_time() - cpu_began) / 3600  # the CPU time of this process, all its threads
     step_to = steps_before + local.step()
     results, model = evaluate_export(export, entry, run, data)
     q = results["quality"]
@@ -327,7 +328,7 @@ def run_slice(run: RunSpec, spec: CampaignSpec, seconds: float, *, device: str =
     better = published is None or fid < published["fid"]
     record = {"date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M"), "device": device,
               "start": start, "steps_from": step_from, "steps_to": step_to, "hours": round(hours, 4),
-              "fid": round(fid, 4), "fid_real_data": round(ceiling, 4), "n": q["n"], "published": better,
+              "core_hours": round(core_hours, 4), "fid": round(fid, 4), "fid_real_data": round(ceiling, 4), "n": q["n"], "published": better,
               "command": "zoo campaign run (recipe: " + " ".join(shlex.quote(a) for a in argv) + ")"}
     ledger["slices"].append(record)
     if better:

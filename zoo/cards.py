@@ -107,13 +107,18 @@ def history_section(ledger: dict) -> str:
 
     t = totals(ledger)
     rows = ["## Campaign history (`zoo campaign`)", "",
-            f"{t['steps']:,} steps in {t['cpu_hours']:.2f} CPU hours and {t['gpu_hours']:.2f} GPU hours over "
+            f"{t['steps']:,} steps in {t['cpu_hours']:.2f} hours on a CPU and {t['gpu_hours']:.2f} on a GPU (wall time) over "
             f"{len(ledger['slices'])} slices. cFID = `zoo eval`'s classifier-FID of the fp16 weights on n samples "
-            f"(default sampler, seed as in `campaign.yaml`), beside real test images at the same n.", "",
-            "| date (UTC) | device | start | steps | hours | cFID | real data | published |", "|---|---|---|---|---|---|---|---|"]
+            f"(default sampler, seed as in `campaign.yaml`), beside real test images at the same n. Hours are the "
+            f"slice's wall time; core h the CPU time its process used (recorded since 2026-12-06): below the hours "
+            f"when other work shared the cores.", "",
+            "| date (UTC) | device | start | steps | hours | core h | cFID | real data | published |",
+            "|---|---|---|---|---|---|---|---|---|"]
     for s in ledger["slices"]:
+        core = f"{s['core_hours']:.2f}" if "core_hours" in s else "-"
         rows.append(f"| {s['date']} | {s['device']} | {s['start']} | {s['steps_from']:,} -> {s['steps_to']:,} | "
-                    f"{s['hours']:.2f} | {s['fid']:.4g} | {s['fid_real_data']:.4g} | {'yes' if s['published'] else 'no'} |")
+                    f"{s['hours']:.2f} | {core} | {s['fid']:.4g} | {s['fid_real_data']:.4g} | "
+                    f"{'yes' if s['published'] else 'no'} |")
     return "\n".join(rows)
 
 
