@@ -432,7 +432,8 @@ def format_status(rows: list[dict], spec: CampaignSpec) -> str:
         quality = (f"last cFID {r['last_fid']:.3g} vs real data {r['fid_real_data']:.3g} (n={r['n']}), {published}"
                    if r["last_fid"] is not None else "not evaluated yet")
         lines.append(f"{r['priority']}. {r['run']} ({r['entry']}): {r['steps']:,} / {r['target_steps']:,} steps, "
-                     f"{r['cpu_hours']:.2f} CPU h + {r['gpu_hours']:.2f} GPU h; {quality}\n   state: {r['state']}")
+                     f"{r['cpu_hours']:.2f} h on CPU + {r['gpu_hours']:.2f} h on GPU (wall time); {quality}\n"
+                     f"   state: {r['state']}")
     lines.append("next: " + (" -> ".join(pending) + " (round robin)" if pending else "every run is at its target"))
     return "\n".join(lines)
 
