@@ -173,7 +173,7 @@ def test_ood_cli_prints_aurocs(tmp_path, synthetic_mnist, capsys):
                                     "--output-dir", str(tmp_path / "r"), *TINY, "--max-steps", "1"])
     (synthetic_mnist / "ylecun" / "mnist" / "mnist" / "train-00000-of-00001.parquet").rename(
         synthetic_mnist / "ylecun" / "mnist" / "mnist" / "test-00000-of-00001.parquet")
-    assert cli(["ood", "denoising-ebm-fashion-mnist", "--data-dir", str(synthetic_mnist), "-n", "16", "--ood",
+    assert cli(["ood", "denoising-ebm-cifar10-paper", "--data-dir", str(synthetic_mnist), "-n", "16", "--ood",
                 "noise:uniform"]) == 2  # no weights published: the clear error
     assert "no published weights" in capsys.readouterr().err
     for model in (str(export), "denoising-ebm-mnist"):  # a recipe's export, the bundled weights
