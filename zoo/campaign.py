@@ -328,7 +328,8 @@ def run_slice(run: RunSpec, spec: CampaignSpec, seconds: float, *, device: str =
     better = published is None or fid < published["fid"]
     record = {"date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M"), "device": device,
               "start": start, "steps_from": step_from, "steps_to": step_to, "hours": round(hours, 4),
-              "core_hours": round(core_hours, 4), "fid": round(fid, 4), "fid_real_data": round(ceiling, 4), "n": q["n"], "published": better,
+              "core_hours": round(core_hours, 4), "fid": round(fid, 4), "fid_real_data": round(ceiling, 4), "n": q["n"],
+              "published": better,
               "command": "zoo campaign run (recipe: " + " ".join(shlex.quote(a) for a in argv) + ")"}
     ledger["slices"].append(record)
     if better:

@@ -107,8 +107,8 @@ def history_section(ledger: dict) -> str:
 
     t = totals(ledger)
     rows = ["## Campaign history (`zoo campaign`)", "",
-            f"{t['steps']:,} steps in {t['cpu_hours']:.2f} hours on a CPU and {t['gpu_hours']:.2f} on a GPU (wall time) over "
-            f"{len(ledger['slices'])} slices. cFID = `zoo eval`'s classifier-FID of the fp16 weights on n samples "
+            f"{t['steps']:,} steps in {t['cpu_hours']:.2f} hours on a CPU and {t['gpu_hours']:.2f} on a GPU (wall time) "
+            f"over {len(ledger['slices'])} slices. cFID = `zoo eval`'s classifier-FID of the fp16 weights on n samples "
             f"(default sampler, seed as in `campaign.yaml`), beside real test images at the same n. Hours are the "
             f"slice's wall time; core h the CPU time its process used (recorded since 2026-12-06): below the hours "
             f"when other work shared the cores.", "",

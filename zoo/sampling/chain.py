@@ -54,13 +54,10 @@ class Clamp:
 
     def draw(self, params: StepParams, generator) -> torch.Tensor:
         """The known pixels as the energy sees them at this step: for a noise-conditional energy with noise of the
-        std the step evaluates it at (``params.sigma``, raised to σ̂ = σ(1 + γ) by a step's churn γ), else
+        std the step evaluates it at (``params.sigma_hat``: σ, raised by a step's churn), else
         ``noise_scale * sqrt(T)``."""
         noise = torch.randn(self.known.shape, generator=generator, device=self.known.device, dtype=self.known.dtype)
-        if params.sigma is not None:
-            std = params.sigma * (1 + params.churn)
-        else:
-            std = self.noise_scale * math.sqrt(params.temperature)
+        std = params.sigma_hat if params.sigma is not None else self.noise_scale * math.sqrt(params.temperature)
         return self.known + std * noise
 
     def apply(self, x: torch.Tensor, known: torch.Tensor | None = None) -> torch.Tensor:

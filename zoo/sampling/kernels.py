@@ -45,6 +45,11 @@ class StepParams:
     sigma_next: float | None = None
     churn: float = 0.0
 
+    @property
+    def sigma_hat(self) -> float | None:
+        """σ̂ = σ(1 + γ): the level a step evaluates the energy at after its churn (Karras et al., Algorithm 2)."""
+        return None if self.sigma is None else self.sigma * (1 + self.churn)
+
 
 def energy_and_grad(energy_fn: EnergyFn, x: torch.Tensor, create_graph: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
     """E(x) of shape (B,) and grad_x E(x), computed with autograd (no parameter gradients kept)."""
@@ -159,7 +164,7 @@ class Heun:
         if sigma is None or sigma_next is None:
             raise ConfigError("the heun kernel needs a sigma schedule (a noise-conditional sampler such as pf_ode)")
         if params.churn > 0:
-            sigma_hat = sigma * (1 + params.churn)
+            sigma_hat = params.sigma_hat
             x = x + math.sqrt(sigma_hat**2 - sigma**2) * self.s_noise * randn_like(x, generator)
             sigma = sigma_hat
         energy, grad = energy_and_grad(lambda z: energy_fn(z, per_chain(sigma, z)), x)
