@@ -20,6 +20,7 @@ ARCHITECTURES_CASES = {  # class -> (input shape, tiny options)
     "DenoisingEBM": (IMAGE, {"width": 8, "latent_dim": 4}),
     "NoiseConditionalEnergy": (IMAGE, {"channels": 4, "channel_mult": [1, 2]}),
     "SmallCNNClassifier": (IMAGE, {"width": 4, "features": 8}),
+    "UNetEnergy": (IMAGE, {"channels": 4, "channel_mult": [1, 2]}),
 }
 
 

@@ -9,5 +9,6 @@ from .debm import DenoisingEBM
 from .mdsm_resnet import MDSMResNet
 from .mlp import MLPEnergy, tanh_mlp
 from .ncebm import NoiseConditionalEnergy
+from .unet_energy import UNetEnergy
 
-__all__ = ["ARCHITECTURES", "ConvEnergy", "DenoisingEBM", "MDSMResNet", "MLPEnergy", "NoiseConditionalEnergy", "SmallCNNClassifier", "build_network", "with_spectral_norm", "tanh_mlp"]
+__all__ = ["ARCHITECTURES", "ConvEnergy", "DenoisingEBM", "MDSMResNet", "MLPEnergy", "NoiseConditionalEnergy", "SmallCNNClassifier", "UNetEnergy", "build_network", "with_spectral_norm", "tanh_mlp"]

@@ -40,10 +40,16 @@ class FourierSigmaEmbedding(nn.Module):
 
 class UNet(nn.Module):
     """F(x, c_noise): ``len(channel_mult)`` resolutions with ``num_res_blocks`` ResBlocks each on the way down, one in
-    the middle, one per resolution on the way up after concatenating the skip; 2x average-pool down, nearest up."""
+    the middle, one per resolution on the way up after concatenating the skip; 2x average-pool down, nearest up.
+    ``input_shape`` [C, H, W] is checked against the sizes (one ValueError)."""
 
-    def __init__(self, in_channels: int, channels: int, channel_mult: list[int], num_res_blocks: int):
+    def __init__(self, input_shape: list[int], channels: int, channel_mult: list[int], num_res_blocks: int):
         super().__init__()
+        in_channels, size, _ = input_shape
+        if channels < 1 or num_res_blocks < 1 or not channel_mult or min(channel_mult) < 1:
+            raise ValueError("channels, num_res_blocks and every channel_mult must be >= 1")
+        if size % 2 ** (len(channel_mult) - 1):
+            raise ValueError(f"image size {size} must be divisible by {2 ** (len(channel_mult) - 1)}")
         emb = 4 * channels
         self.embed = FourierSigmaEmbedding(emb)
         self.inp = nn.Conv2d(in_channels, channels, 3, padding=1)
@@ -91,19 +97,13 @@ class NoiseConditionalEnergy(nn.Module):
                  num_res_blocks: int = 1, preconditioning: str = "edm", sigma_data: float = 0.5,
                  data_mean: float = 0.5, default_sigma: float = 0.01):
         super().__init__()
-        in_channels, size, _ = input_shape
-        channel_mult = list(channel_mult or [1, 2, 2])
         if preconditioning not in PRECONDITIONINGS:
             raise ValueError(f"preconditioning must be one of {PRECONDITIONINGS}, got {preconditioning!r}")
-        if channels < 1 or num_res_blocks < 1 or not channel_mult or min(channel_mult) < 1:
-            raise ValueError("channels, num_res_blocks and every channel_mult must be >= 1")
-        if size % 2 ** (len(channel_mult) - 1):
-            raise ValueError(f"image size {size} must be divisible by {2 ** (len(channel_mult) - 1)}")
         if not (sigma_data > 0 and default_sigma > 0):
             raise ValueError("sigma_data and default_sigma must be > 0")
         self.preconditioning, self.sigma_data, self.data_mean = preconditioning, sigma_data, data_mean
         self.default_sigma = default_sigma
-        self.unet = UNet(in_channels, channels, channel_mult, num_res_blocks)
+        self.unet = UNet(input_shape, channels, list(channel_mult or [1, 2, 2]), num_res_blocks)
 
     def _sigma(self, sigma, x: torch.Tensor) -> torch.Tensor:
         sigma = self.default_sigma if sigma is None else sigma
