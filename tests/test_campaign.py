@@ -327,7 +327,8 @@ def test_the_least_recently_trained_run_goes_first(sandbox):
 
 def test_the_denoising_ebm_run_trains_only_the_reconstruction_stage_and_warm_starts_from_its_weights(sandbox):
     """campaign.yaml's denoising-ebm-mnist run at a tiny size: every update is Algorithm 1's reconstruction update
-    (lines 2-6; no contrastive update), the export is evaluated and published, and a new machine warm-starts from it."""
+    (lines 2-6; no contrastive update), with an EMA of the weights; the export is evaluated and published, and a new
+    machine warm-starts from it."""
     spec, paths = sandbox
     (real,) = [r for r in campaign.load_campaign().runs if r.name == "denoising-ebm-mnist"]
     tiny = ["model.architecture={class: DenoisingEBM, width: 8, latent_dim: 8}", "recipe.batch_size=8",
@@ -342,6 +343,7 @@ def test_the_denoising_ebm_run_trains_only_the_reconstruction_stage_and_warm_sta
     objective = build_objective(entry.recipe.objective, entry.model.sigma0)
     assert entry.recipe.max_steps >= real.target_steps  # the warm start's local steps never pass it
     assert not any(objective.contrastive_phase(s) for s in range(entry.recipe.max_steps))
+    assert entry.recipe.ema > 0  # the campaign's runs export an EMA of the weights (campaign.yaml says why)
     spec.runs = [run]
     first = campaign.run_slice(run, spec, 600)
     assert (first["start"], first["steps_to"], first["published"]) == ("scratch", 3, True)
