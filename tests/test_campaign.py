@@ -296,7 +296,7 @@ def test_a_cifar_shaped_mdsm_run_trains_resumes_and_publishes_through_the_campai
         ds.to_parquet(str(folder / f"{split}-00000-of-00001.parquet"))
     run = campaign.RunSpec(name="tiny-cifar", entry="mdsm-cifar10", target_steps=4, checkpoint_every=2,
                            warmup_steps=2, eval=campaign.EvalSpec(n=8, seed=0),
-                           overrides=["model.architecture.width=4", "recipe.batch_size=8", "recipe.max_steps=4",
+                           overrides=["model.architecture.channels=4", "recipe.batch_size=8", "recipe.max_steps=4",
                                       "sampler.default={name: annealed_langevin, n_hold: 1, n_anneal: 2, n_final: 1}"])
     spec.runs = [run]
     first = campaign.run_slice(run, spec, 0)
@@ -354,3 +354,15 @@ def test_the_denoising_ebm_run_trains_only_the_reconstruction_stage_and_warm_sta
     second = campaign.run_slice(run, spec, 600)
     assert (second["start"], second["steps_from"], second["steps_to"]) == ("warm start", 3, 6)
     assert zoo.load("denoising-ebm-mnist").sample(2, seed=0).shape == (2, 1, 32, 32)
+
+
+def test_a_start_from_scratch_begins_a_new_lineage_of_steps_and_the_hours_keep_adding_up():
+    """After a change of network the run starts from scratch: its steps count from 0 again (the campaign's target and
+    status), while the hours spent on the entry stay summed over every slice."""
+    def piece(start, steps_from, steps_to, device="cpu"):
+        return {"start": start, "steps_from": steps_from, "steps_to": steps_to, "hours": 1.0, "device": device}
+
+    ledger = {"slices": [piece("scratch", 0, 9000), piece("resume", 9000, 17000), piece("scratch", 0, 4000),
+                         piece("warm start", 4000, 6000, "cuda")]}
+    assert results.totals(ledger) == {"steps": 6000, "cpu_hours": 3.0, "gpu_hours": 1.0}
+    assert results.totals({"slices": ledger["slices"][:2]})["steps"] == 17000

@@ -70,9 +70,10 @@ def read_ledger(entry: str) -> dict:
 
 
 def totals(ledger: dict) -> dict:
-    """Steps and hours accumulated over every slice, per device kind."""
+    """Steps of the current weights' lineage (a slice that starts from scratch begins a new one, e.g. after a change
+    of network) and hours accumulated over every slice, per device kind."""
     out = {"steps": 0, "cpu_hours": 0.0, "gpu_hours": 0.0}
     for s in ledger["slices"]:
-        out["steps"] = max(out["steps"], s["steps_to"])
+        out["steps"] = max(0 if s["start"] == "scratch" else out["steps"], s["steps_to"])
         out["gpu_hours" if s["device"].startswith("cuda") else "cpu_hours"] += s["hours"]
     return out
