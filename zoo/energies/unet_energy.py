@@ -1,11 +1,12 @@
-"""Noise-blind U-Net energy E(x) = ||F(x - μ)||² / (2 s²): one unconditional energy for every noise level.
+"""Noise-blind U-Net energy E(x) = ||x - D(x)||² / (2 s²), D(x) = μ + F(x - μ): one energy for every noise level.
 
 An option for MDSM's objective (eq. 7), which trains one E(x) whose gradient at x̃ = x + σn matches (x̃ - x) / σ0² at
 every σ in its range: the U-Net F of ``NoiseConditionalEnergy`` (its noise embedding fed a constant, so no σ enters)
-in place of MDSM's ResNet with a quadratic head (App. D). With s = σ0, ∇E = J_Fᵀ F / σ0²: the objective trains that
-gradient, and F reads as a blind denoiser's residual, D(x) = x - F(x - μ), where J_F is near the identity.
-The energy form ||x - D(x)||² / (2 s²) is Salimans & Ho (2021) / Denoising-EBM's texture energy (Zeng, eq. 7);
-putting it under MDSM is this zoo's choice, not the MDSM paper's.
+in place of MDSM's ResNet with a quadratic head (App. D). With s = σ0, ∇E = (I - J_D)ᵀ (x - D(x)) / σ0²: the objective
+trains that gradient, and D reads as a blind denoiser where J_D is small. Writing D (not the residual x - D) through
+F keeps the start well conditioned: at F = 0, E is a Gaussian around μ. The energy form ||x - D(x)||² / (2 s²) is
+Salimans & Ho (2021) / Denoising-EBM's texture energy (Zeng, eq. 7); putting it under MDSM is this zoo's choice, not
+the MDSM paper's.
 """
 from __future__ import annotations
 
@@ -35,5 +36,5 @@ class UNetEnergy(nn.Module):
         return centred - self.unet(centred, x.new_zeros(x.shape[0]))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """E(x) = ||F(x - μ)||² / (2 s²)."""
+        """E(x) = ||x - D(x)||² / (2 s²)."""
         return self.residual(x).pow(2).flatten(1).sum(1) / (2 * self.scale**2)
