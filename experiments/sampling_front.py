@@ -1,11 +1,12 @@
 """Quality against cost of the annealed-Langevin sampler (MDSM Sec. 3.2) on this machine: the data behind the
 entries' ``fast`` presets.
 
-    python experiments/sampling_front.py sweep --entry mdsm-mnist-small [--steps 25 50 100 200] [-n 64]
+    python experiments/sampling_front.py sweep --entry mdsm-mnist-small [--steps 25 50 100 200] [-n 64] [--grid 10:0.05]
     python experiments/sampling_front.py calibrate --entry mdsm-mnist-small   # re-time one step on an idle machine
     python experiments/sampling_front.py figure --entry mdsm-mnist-small
 
-``sweep`` draws n samples (seed 0) for every (total steps, T_max, step size) of the grid with the paper's schedule
+``sweep`` draws n samples (seed 0) for every (total steps, T_max, step size) of the grid (``--grid T_MAX:EPS ...``,
+default ``GRID``) with the paper's schedule
 shape (18.5% of the steps held at T_max, 74% exponential decay to T = 1, 7.5% linear to 0, then the denoising jump)
 and scores them with the zoo's classifier (classifier-FID / KID against the training set, classifier-IS, confident-class
 share),
@@ -42,6 +43,15 @@ def schedule(n_steps: int, t_max: float, step_size: float) -> dict:
             "n_anneal": n_steps - n_hold - n_final, "n_final": n_final}
 
 
+def grid_point(text: str) -> tuple[float, float]:
+    """'10:0.05' -> (T_max 10.0, step size 0.05)."""
+    t_max, sep, eps = text.partition(":")
+    try:
+        return float(t_max), float(eps)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected T_MAX:EPS such as 10:0.05, got {text!r}") from None
+
+
 def seconds_per_step(model, n: int) -> float:
     """One chain step at batch n (after a warm-up chain, so compilation is not counted)."""
     model.sample(n, preset="langevin", n_steps=2, seed=0, progress=False)
@@ -65,7 +75,7 @@ def cmd_sweep(args) -> None:
     out = {"entry": args.entry, "n": args.n, "n_real": len(train), "seconds_per_step": round(per_step, 4),
            "machine": f"CPU, {torch.get_num_threads()} threads", "real_data_ceiling": ceiling, "points": []}
     for steps in args.steps:
-        for t_max, eps in GRID:
+        for t_max, eps in args.grid:
             cfg = schedule(steps, t_max, eps)
             start = time.perf_counter()
             x = model.sample(args.n, seed=0, progress=False, **cfg)
@@ -99,7 +109,7 @@ def cmd_figure(args) -> None:
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
     for ax, key, label in ((axes[0], "fid", "classifier-FID (lower is better)"),
                            (axes[1], "is", "classifier-IS (higher is better)")):
-        for t_max, eps in GRID:
+        for t_max, eps in sorted({(p["t_max"], p["step_size"]) for p in res["points"]}, reverse=True):
             pts = [p for p in res["points"] if p["t_max"] == t_max and p["step_size"] == eps]
             ax.plot([p["seconds"] for p in pts], [p[key] for p in pts], "o-", label=f"T_max {t_max:g}, eps {eps:g}")
         for point in res["points"]:
@@ -126,6 +136,7 @@ def main() -> None:
     s.add_argument("--entry", required=True)
     s.add_argument("--steps", type=int, nargs="+", default=[25, 50, 100, 200])
     s.add_argument("-n", type=int, default=64)
+    s.add_argument("--grid", type=grid_point, nargs="+", default=GRID, metavar="T_MAX:EPS")
     s.add_argument("--n-real", type=int, default=10000)
     s.add_argument("--data-dir", default="../shared/datasets")
     for cmd in ("calibrate", "figure"):
