@@ -366,3 +366,33 @@ def test_a_start_from_scratch_begins_a_new_lineage_of_steps_and_the_hours_keep_a
                          piece("warm start", 4000, 6000, "cuda")]}
     assert results.totals(ledger) == {"steps": 6000, "cpu_hours": 3.0, "gpu_hours": 1.0}
     assert results.totals({"slices": ledger["slices"][:2]})["steps"] == 17000
+
+
+def test_a_run_trained_by_hand_is_adopted_like_a_slice_only_for_the_model_the_entry_describes(sandbox, tmp_path):
+    spec, paths = sandbox
+    (run,) = spec.runs
+    train = __import__("zoo.training", fromlist=["main"]).main
+
+    def by_hand(folder, *more):
+        argv = ["--entry", run.entry, "--output-dir", str(folder), "--grid-n", "0", "--data-dir", spec.data_dir]
+        for item in [*run.overrides, "recipe.max_steps=2", *more]:
+            argv += ["--set", item]
+        train("ncebm", argv)
+        return folder
+
+    other = by_hand(tmp_path / "wider", "model.architecture.channels=6")  # not the model the campaign trains
+    with pytest.raises(zoo.ConfigError, match="change the entry first"):
+        campaign.adopt(run, spec, other, command="by hand", hours=0.1)
+    assert results.read_ledger("ncebm-mnist")["slices"] == []
+    record = campaign.adopt(run, spec, by_hand(tmp_path / "hand"), command="python recipes/ncebm.py ...", hours=0.1,
+                            note="a new network")
+    assert (record["start"], record["steps_from"], record["steps_to"], record["published"]) == ("scratch", 0, 2, True)
+    ledger = results.read_ledger("ncebm-mnist")
+    assert ledger["slices"] == [record] and ledger["published"]["steps"] == 2
+    assert record["note"] == "by hand: a new network" and record["command"] == "python recipes/ncebm.py ..."
+    assert zoo.load("ncebm-mnist").sample(2, seed=0).shape == (2, 1, 32, 32)  # the adopted weights, bundled and pinned
+    with pytest.raises(zoo.ConfigError, match="not a finished recipe run"):
+        campaign.adopt(run, spec, tmp_path / "nothing", command="x", hours=0.1)
+    from zoo.cli import main
+
+    assert main(["campaign", "adopt", "no-such-run", str(tmp_path / "hand"), "--hours", "1", "--command", "c"]) == 2

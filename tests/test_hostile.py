@@ -119,6 +119,7 @@ CLI_FLAGS = [  # (argv before the flag, flag, values that are bad for it): every
     (["parzen", "deen-mnist"], "--sigmas", BAD_NUMBERS),
     (["parzen", "deen-mnist"], "--n-centers", BAD_NUMBERS),
     (["campaign", "run", "--until", "1m"], "--threads", BAD_NUMBERS),
+    (["campaign", "adopt", "ncebm-mnist", "runs/x", "--command", "c"], "--hours", BAD_NUMBERS),
     (["demo"], "--port", BAD_NUMBERS + ["65536"]),
 ]
 

@@ -1,4 +1,4 @@
-"""The weights campaign: training that outlives the machine (``zoo campaign status | run | pack | unpack``).
+"""The weights campaign: training that outlives the machine (``zoo campaign status | run | adopt | pack | unpack``).
 
 ``campaign.yaml`` (the repository root) lists training runs in priority order: the entry, recipe overrides, the
 step target and the evaluation that decides whether new weights are better. ``zoo campaign run --until 150m`` trains
@@ -321,19 +321,26 @@ def run_slice(run: RunSpec, spec: CampaignSpec, seconds: float, *, device: str =
     hours = (time.time() - began) / 3600
     core_hours = (time.process_time() - cpu_began) / 3600  # the CPU time of this process, all its threads
     step_to = steps_before + local.step()
+    record = {"date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M"), "device": device,
+              "start": start, "steps_from": step_from, "steps_to": step_to, "hours": round(hours, 4),
+              "core_hours": round(core_hours, 4),
+              "command": "zoo campaign run (recipe: " + " ".join(shlex.quote(a) for a in argv) + ")"}
+    return settle(run, spec, entry, export, record, data, log)
+
+
+def settle(run: RunSpec, spec: CampaignSpec, entry, export: Path, record: dict, data: str, log=print) -> dict:
+    """Evaluate ``export`` as every slice is evaluated, add ``record`` with its metric to the ledger, and publish the
+    weights only if they score better than the published ones."""
+    ledger = read_ledger(entry.name)
     results, model = evaluate_export(export, entry, run, data)
     q = results["quality"]
     fid, ceiling = q["model"]["fid"], q["real_data_ceiling"]["fid"]
     published = ledger.get("published")
     better = published is None or fid < published["fid"]
-    record = {"date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M"), "device": device,
-              "start": start, "steps_from": step_from, "steps_to": step_to, "hours": round(hours, 4),
-              "core_hours": round(core_hours, 4), "fid": round(fid, 4), "fid_real_data": round(ceiling, 4), "n": q["n"],
-              "published": better,
-              "command": "zoo campaign run (recipe: " + " ".join(shlex.quote(a) for a in argv) + ")"}
+    record.update({"fid": round(fid, 4), "fid_real_data": round(ceiling, 4), "n": q["n"], "published": better})
     ledger["slices"].append(record)
     if better:
-        ledger["published"] = {"steps": step_to, "fid": record["fid"], "fid_real_data": record["fid_real_data"],
+        ledger["published"] = {"steps": record["steps_to"], "fid": record["fid"], "fid_real_data": record["fid_real_data"],
                                "n": q["n"], "date": record["date"]}
         try:
             publish(model, entry, run, spec, results, ledger)
@@ -342,12 +349,44 @@ def run_slice(run: RunSpec, spec: CampaignSpec, seconds: float, *, device: str =
             ledger["published"] = published
             write_ledger(entry.name, ledger)
             raise
-        log(f"[campaign] {run.name}: cFID {fid:.3g} (real data {ceiling:.3g}, n={q['n']}) at step {step_to}: published")
+        log(f"[campaign] {run.name}: cFID {fid:.3g} (real data {ceiling:.3g}, n={q['n']}) at step "
+            f"{record['steps_to']}: published")
     else:
         write_ledger(entry.name, ledger)
-        log(f"[campaign] {run.name}: cFID {fid:.3g} at step {step_to} is not better than the published "
+        log(f"[campaign] {run.name}: cFID {fid:.3g} at step {record['steps_to']} is not better than the published "
             f"{published['fid']:.3g}: the published weights stay")
     return record
+
+
+def adopt(run: RunSpec, spec: CampaignSpec, output_dir: Path, *, command: str, hours: float, note: str = "",
+          data_dir: str | None = None, log=print) -> dict:
+    """A run trained by hand with the entry's recipe (``--output-dir output_dir``; e.g. a new network from scratch)
+    enters the ledger as a slice: evaluated like one, recorded with its command, published only if it scores better.
+    A run from random init starts a new lineage of steps (``start: scratch``); one initialised from weights continues
+    the published steps. Its export must be the entry's model as the entry now reads (change the entry first)."""
+    from .registry import get_entry
+    from .training.args import apply_overrides
+
+    entry = get_entry(run.entry)
+    stats_path, export = Path(output_dir) / "train_stats.json", Path(output_dir) / "export"
+    if not stats_path.is_file() or not (export / "config.json").is_file():
+        raise ConfigError(f"{output_dir}: not a finished recipe run (no train_stats.json and export/ beside it)")
+    config = json.loads((export / "config.json").read_text())
+    expected = apply_overrides(entry, run.overrides).config_json()  # the model the campaign's slices train
+    if config != expected:
+        raise ConfigError(f"{export}: its model ({config.get('architecture')}) is not the one the campaign trains for "
+                          f"{entry.name} ({expected.get('architecture')}): change the entry first")
+    if not hours > 0:
+        raise ConfigError(f"hours must be > 0 (the run's wall time), got {hours}")
+    stats = json.loads(stats_path.read_text())
+    scratch = stats["initialised from"] == "random init"
+    published = read_ledger(entry.name).get("published")
+    steps_from = 0 if scratch or published is None else published["steps"]
+    record = {"date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M"), "device": "cpu",
+              "start": "scratch" if scratch else "warm start", "steps_from": steps_from,
+              "steps_to": steps_from + stats["steps"], "hours": round(hours, 4), "command": command,
+              "note": "by hand" + (f": {note}" if note else "")}
+    return settle(run, spec, entry, export, record, dataset_dir(spec, data_dir), log)
 
 
 def slice_order(runs: list) -> list:
