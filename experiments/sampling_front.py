@@ -45,7 +45,7 @@ def schedule(n_steps: int, t_max: float, step_size: float) -> dict:
 
 def grid_point(text: str) -> tuple[float, float]:
     """'10:0.05' -> (T_max 10.0, step size 0.05)."""
-    t_max, sep, eps = text.partition(":")
+    t_max, _, eps = text.partition(":")
     try:
         return float(t_max), float(eps)
     except ValueError:

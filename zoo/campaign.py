@@ -321,16 +321,16 @@ def run_slice(run: RunSpec, spec: CampaignSpec, seconds: float, *, device: str =
     hours = (time.time() - began) / 3600
     core_hours = (time.process_time() - cpu_began) / 3600  # the CPU time of this process, all its threads
     step_to = steps_before + local.step()
-    record = {"date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M"), "device": device,
-              "start": start, "steps_from": step_from, "steps_to": step_to, "hours": round(hours, 4),
+    record = {"device": device, "start": start, "steps_from": step_from, "steps_to": step_to, "hours": round(hours, 4),
               "core_hours": round(core_hours, 4),
               "command": "zoo campaign run (recipe: " + " ".join(shlex.quote(a) for a in argv) + ")"}
     return settle(run, spec, entry, export, record, data, log)
 
 
 def settle(run: RunSpec, spec: CampaignSpec, entry, export: Path, record: dict, data: str, log=print) -> dict:
-    """Evaluate ``export`` as every slice is evaluated, add ``record`` with its metric to the ledger, and publish the
-    weights only if they score better than the published ones."""
+    """Evaluate ``export`` as every slice is evaluated, add ``record`` with its date and metric to the ledger, and
+    publish the weights only if they score better than the published ones."""
+    record = {"date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M"), **record}
     ledger = read_ledger(entry.name)
     results, model = evaluate_export(export, entry, run, data)
     q = results["quality"]
@@ -340,8 +340,8 @@ def settle(run: RunSpec, spec: CampaignSpec, entry, export: Path, record: dict, 
     record.update({"fid": round(fid, 4), "fid_real_data": round(ceiling, 4), "n": q["n"], "published": better})
     ledger["slices"].append(record)
     if better:
-        ledger["published"] = {"steps": record["steps_to"], "fid": record["fid"], "fid_real_data": record["fid_real_data"],
-                               "n": q["n"], "date": record["date"]}
+        ledger["published"] = {"steps": record["steps_to"], "fid": record["fid"],
+                               "fid_real_data": record["fid_real_data"], "n": q["n"], "date": record["date"]}
         try:
             publish(model, entry, run, spec, results, ledger)
         except BudgetError:
@@ -382,8 +382,7 @@ def adopt(run: RunSpec, spec: CampaignSpec, output_dir: Path, *, command: str, h
     scratch = stats["initialised from"] == "random init"
     published = read_ledger(entry.name).get("published")
     steps_from = 0 if scratch or published is None else published["steps"]
-    record = {"date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M"), "device": "cpu",
-              "start": "scratch" if scratch else "warm start", "steps_from": steps_from,
+    record = {"device": "cpu", "start": "scratch" if scratch else "warm start", "steps_from": steps_from,
               "steps_to": steps_from + stats["steps"], "hours": round(hours, 4), "command": command,
               "note": "by hand" + (f": {note}" if note else "")}
     return settle(run, spec, entry, export, record, dataset_dir(spec, data_dir), log)
