@@ -321,6 +321,10 @@ def test_the_least_recently_trained_run_goes_first(sandbox):
             {"date": date, "device": "cpu", "start": "scratch", "steps_from": 0, "steps_to": 10, "hours": 0.1,
              "fid": 1.0, "fid_real_data": 0.1, "n": 8, "published": False, "command": "x"}]})
     assert [r.name for r in campaign.slice_order([a, b, c])] == ["c", "b", "a"]
+    ledger = results.read_ledger("ncebm-fashion-mnist")  # a rescore (no training) does not take b's turn
+    ledger["slices"].append({**ledger["slices"][0], "date": "2026-12-02 00:00", "start": "rescore", "hours": 0.0})
+    campaign.write_ledger("ncebm-fashion-mnist", ledger)
+    assert [r.name for r in campaign.slice_order([a, b, c])] == ["c", "b", "a"]
     spec.runs = [a, b, c]
     assert "next: c -> b -> a" in campaign.format_status(campaign.status_rows(spec), spec)
 
@@ -396,3 +400,27 @@ def test_a_run_trained_by_hand_is_adopted_like_a_slice_only_for_the_model_the_en
     from zoo.cli import main
 
     assert main(["campaign", "adopt", "no-such-run", str(tmp_path / "hand"), "--hours", "1", "--command", "c"]) == 2
+    assert main(["campaign", "rescore", "no-such-run"]) == 2
+
+
+def test_a_new_default_sampler_rescores_the_published_weights_and_sets_what_the_next_slice_must_beat(sandbox):
+    spec, paths = sandbox
+    (run,) = spec.runs
+    with pytest.raises(zoo.ConfigError, match="no published weights to rescore"):
+        campaign.rescore(run, spec)
+    first = campaign.run_slice(run, spec, 0)
+    folder = paths["mirror"] / "ebm-zoo" / "ncebm-mnist"
+    weights = (folder / "model.safetensors").read_bytes()
+    hotter = "sampler.default={name: pf_ode, steps: 2, sigma_min: 0.01, sigma_max: 50.0}"
+    run.overrides = [hotter if o.startswith("sampler.default=") else o for o in run.overrides]
+    record = campaign.rescore(run, spec)
+    assert record["start"] == "rescore" and record["steps_to"] == first["steps_to"] and record["fid"] != first["fid"]
+    ledger = results.read_ledger("ncebm-mnist")
+    assert ledger["published"]["fid"] == record["fid"] and ledger["published"]["steps"] == first["steps_to"]
+    assert (folder / "model.safetensors").read_bytes() == weights  # the weights are not touched
+    model = zoo.load("ncebm-mnist")
+    assert model.sampler_config["default"]["sigma_max"] == 50.0 and model.sampler_config["default"]["steps"] == 2
+    measured = zoo.evaluation.read_results("ncebm-mnist")["results"]["quality"]["model"]["fid"]
+    assert round(measured, 4) == record["fid"]
+    assert "| cpu | rescore | 1 -> 1 |" in (folder / "README.md").read_text()
+    assert results.totals(ledger)["steps"] == 1

@@ -1,4 +1,5 @@
-"""The weights campaign: training that outlives the machine (``zoo campaign status | run | adopt | pack | unpack``).
+"""The weights campaign: training that outlives the machine (``zoo campaign status | run | adopt | rescore | pack |
+unpack``).
 
 ``campaign.yaml`` (the repository root) lists training runs in priority order: the entry, recipe overrides, the
 step target and the evaluation that decides whether new weights are better. ``zoo campaign run --until 150m`` trains
@@ -388,13 +389,55 @@ def adopt(run: RunSpec, spec: CampaignSpec, output_dir: Path, *, command: str, h
     return settle(run, spec, entry, export, record, dataset_dir(spec, data_dir), log)
 
 
+def rescore(run: RunSpec, spec: CampaignSpec, *, data_dir: str | None = None, log=print) -> dict:
+    """After a change of the entry's default sampler: the published weights, untouched, evaluated as every slice is
+    under the sampler the campaign's slices now export. The mirror's ``sampler_config.json``, ``eval_results.json``
+    and card follow, the ledger's published cFID (what the next slice must beat) becomes the new one, and a
+    ``rescore`` record keeps the change in the history."""
+    from . import registry
+    from .cards import mirror_card
+    from .evaluation import write_results
+    from .hub import SAMPLER_CONFIG_NAME, bundled_folder, write_json
+    from .training.args import apply_overrides
+
+    entry = registry.get_entry(run.entry)
+    ledger, folder = read_ledger(entry.name), bundled_folder(entry)
+    published = ledger.get("published")
+    if published is None or not (folder / "model.safetensors").is_file():
+        raise ConfigError(f"{entry.name}: no published weights to rescore")
+    sampler = apply_overrides(entry, run.overrides).sampler_config_json()
+    date = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M")
+    with tempfile.TemporaryDirectory() as tmp:
+        for name in ("config.json", "model.safetensors"):
+            shutil.copy(folder / name, Path(tmp) / name)
+        write_json(Path(tmp) / SAMPLER_CONFIG_NAME, sampler)
+        results, model = evaluate_export(Path(tmp), entry, run, dataset_dir(spec, data_dir))
+    q = results["quality"]
+    record = {"date": date, "device": "cpu", "start": "rescore", "steps_from": published["steps"],
+              "steps_to": published["steps"], "hours": 0.0, "command": f"zoo campaign rescore {run.name}",
+              "note": f"the published weights under the new default sampler (before: cFID {published['fid']:.4g})",
+              "fid": round(q["model"]["fid"], 4), "fid_real_data": round(q["real_data_ceiling"]["fid"], 4),
+              "n": q["n"], "published": True}
+    ledger["slices"].append(record)
+    ledger["published"] = {**published, "fid": record["fid"], "fid_real_data": record["fid_real_data"],
+                           "n": q["n"], "date": date}
+    write_json(folder / SAMPLER_CONFIG_NAME, sampler)
+    write_results(entry.name, results, eval_command(run, spec), model)
+    write_ledger(entry.name, ledger)
+    registry._all.cache_clear()
+    (folder / "README.md").write_text(mirror_card(registry.get_entry(entry.name)))
+    log(f"[campaign] {run.name}: the published weights under the new sampler: cFID {published['fid']:.3g} -> "
+        f"{record['fid']:.3g} (real data {record['fid_real_data']:.3g}, n={q['n']})")
+    return record
+
+
 def slice_order(runs: list) -> list:
     """The runs in the order they get their next slice: never trained first, then the least recently trained (the
     ledger's last slice), the campaign file's priority breaking ties; so that across sessions every run gets its turn
     even when a session has time for only some of them."""
     def last(run) -> str:
-        slices = read_ledger(run.entry)["slices"]
-        return slices[-1]["date"] if slices else ""
+        trained = [s for s in read_ledger(run.entry)["slices"] if s["start"] != "rescore"]
+        return trained[-1]["date"] if trained else ""
 
     return [run for _, _, run in sorted((last(r), i, r) for i, r in enumerate(runs))]
 

@@ -203,7 +203,7 @@ def cmd_eval(args, argv: list[str]) -> None:
 
 
 def cmd_campaign(args) -> None:
-    """The weights campaign (``zoo.campaign``): status, run, adopt, pack, unpack."""
+    """The weights campaign (``zoo.campaign``): status, run, adopt, rescore, pack, unpack."""
     from zoo import campaign
     from zoo.errors import ConfigError
 
@@ -217,12 +217,15 @@ def cmd_campaign(args) -> None:
         if args.pack:
             print("packed: " + ", ".join(str(p) for p in campaign.pack_states(spec, Path(args.pack), args.only)))
         print(f"{len(records)} slice(s); " + campaign.format_status(campaign.status_rows(spec), spec))
-    elif args.action == "adopt":
+    elif args.action in ("adopt", "rescore"):
         runs = {r.name: r for r in spec.runs}
         if args.run not in runs:
             raise ConfigError(f"{args.run!r} is not a run of the campaign ({sorted(runs)})")
-        campaign.adopt(runs[args.run], spec, Path(args.output_dir), command=args.command, hours=args.hours,
-                       note=args.note, data_dir=args.data_dir)
+        if args.action == "adopt":
+            campaign.adopt(runs[args.run], spec, Path(args.output_dir), command=args.command, hours=args.hours,
+                           note=args.note, data_dir=args.data_dir)
+        else:
+            campaign.rescore(runs[args.run], spec, data_dir=args.data_dir)
         print(campaign.format_status(campaign.status_rows(spec), spec))
     elif args.action == "pack-data":
         files = campaign.pack_data(spec, Path(args.folder), args.data_dir, args.only)
@@ -326,7 +329,7 @@ def build_parser() -> argparse.ArgumentParser:
                        epilog="examples: zoo campaign status; zoo campaign run --until 150m; "
                               "zoo campaign run --device cuda --until 8m --pack $OUT")
     s.add_argument("--file", default=None, help="campaign file (default: campaign.yaml at the repository root)")
-    csub = s.add_subparsers(dest="action", required=True, metavar="{status,run,adopt,pack,pack-data,unpack}")
+    csub = s.add_subparsers(dest="action", required=True, metavar="{status,run,adopt,rescore,pack,pack-data,unpack}")
     c = csub.add_parser("status", help="steps, CPU/GPU hours, quality and state of each run; what runs next")
     c = csub.add_parser("run", help="train the runs round robin until the deadline (slices end with export + eval)")
     c.add_argument("--until", required=True, help="how long to run, e.g. 150m, 2h, 1h30m")
@@ -343,6 +346,10 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--hours", type=positive_float, required=True, help="wall-clock hours the run trained (all its parts)")
     c.add_argument("--command", required=True, help="the command(s) that trained it, for the ledger and the card")
     c.add_argument("--note", default="", help="what the ledger should say about the run")
+    c.add_argument("--data-dir", default=None, help="dataset mirror (default: campaign.yaml's data_dir)")
+    c = csub.add_parser("rescore", help="after a change of the entry's default sampler: re-evaluate the published "
+                                        "weights under it (ledger, eval_results.json, sampler_config.json, card)")
+    c.add_argument("run", help="the campaign run")
     c.add_argument("--data-dir", default=None, help="dataset mirror (default: campaign.yaml's data_dir)")
     c = csub.add_parser("pack", help="each run's latest state as one file per run (for a transfer)")
     c.add_argument("folder")

@@ -214,6 +214,12 @@ def write_atomic(path: Path, write) -> None:
         raise
 
 
+def write_json(path: Path, payload: dict) -> None:
+    """A repo's JSON file (config.json, sampler_config.json) as the zoo writes it: sorted keys, atomically."""
+    text = json.dumps(payload, indent=2, sort_keys=True) + "\n"
+    write_atomic(path, lambda p: Path(p).write_text(text))
+
+
 def save_folder(model, save_directory: str | os.PathLike, *, card: str, dtype=None) -> Path:
     """config.json, sampler_config.json, model.safetensors, README.md (the ``card`` text); refuses non-finite
     weights."""
@@ -229,8 +235,7 @@ def save_folder(model, save_directory: str | os.PathLike, *, card: str, dtype=No
     meta = {"format": "pt", "entry": str(model.config.get("entry", ""))}
     write_atomic(target / WEIGHTS_NAME, lambda p: save_file(state, p, metadata=meta))
     for name, payload in ((CONFIG_NAME, model.config), (SAMPLER_CONFIG_NAME, model.sampler_config)):
-        text = json.dumps(payload, indent=2, sort_keys=True) + "\n"
-        write_atomic(target / name, lambda p, text=text: Path(p).write_text(text))
+        write_json(target / name, payload)
     write_atomic(target / CARD_NAME, lambda p: Path(p).write_text(card))
     return target
 
