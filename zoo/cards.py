@@ -218,27 +218,38 @@ def mirror_card(entry) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     """python -m zoo.cards [--check]: (re)write the README.md of every bundled weights folder from one writer, and its
-    sampler_config.json from the entry (samplers are not sha-pinned: a tuned preset reaches the bundled weights)."""
+    sampler_config.json from the entry (samplers are not sha-pinned: a tuned preset reaches the bundled weights). A
+    changed *default* sampler is not written: the published numbers were measured under the bundled one, so the
+    weights are re-evaluated first (``zoo campaign rescore``, which writes it)."""
     from .hub import BUNDLED_MIRROR, SAMPLER_CONFIG_NAME
     from .registry import load_entries
+    from .schema import read_json
 
     p = argparse.ArgumentParser(description=main.__doc__)
     p.add_argument("--check", action="store_true", help="only report cards that differ; exit 1 if any")
     args = p.parse_args(argv)
-    stale = []
+    stale, unmeasured = [], []
     for entry in load_entries().values():
         if entry.weights is None or not (BUNDLED_MIRROR / entry.weights.repo_id).is_dir():
             continue
         folder = BUNDLED_MIRROR / entry.weights.repo_id
-        sampler = json.dumps(entry.sampler_config_json(), indent=2, sort_keys=True) + "\n"  # as hub.save_folder
-        for path, text in ((folder / SAMPLER_CONFIG_NAME, lambda: sampler), (folder / "README.md", lambda: mirror_card(entry))):
+        sampler = entry.sampler_config_json()
+        bundled = read_json(folder / SAMPLER_CONFIG_NAME) if (folder / SAMPLER_CONFIG_NAME).is_file() else None
+        if bundled is not None and bundled["default"] != sampler["default"]:
+            unmeasured.append(entry.name)
+            continue
+        sampler_text = json.dumps(sampler, indent=2, sort_keys=True) + "\n"  # as hub.save_folder
+        for path, text in ((folder / SAMPLER_CONFIG_NAME, lambda: sampler_text), (folder / "README.md", lambda: mirror_card(entry))):
             text = text()
             if not path.is_file() or path.read_text() != text:
                 stale.append(str(path))
                 if not args.check:
                     path.write_text(text)
     print(("stale: " if args.check else "wrote: ") + (", ".join(stale) or "nothing"))
-    return 1 if args.check and stale else 0
+    if unmeasured:
+        print(f"not written: the default sampler of {', '.join(unmeasured)} differs from the bundled one, under which "
+              f"its published numbers were measured; re-evaluate first (`zoo campaign rescore RUN` writes it)")
+    return 1 if unmeasured or (args.check and stale) else 0
 
 
 if __name__ == "__main__":
