@@ -263,9 +263,6 @@ def publish(model, entry, run: RunSpec, spec: CampaignSpec, results: dict, ledge
     the size budget is checked first. The folder is built beside the mirror and swapped in whole."""
     import torch
 
-    from . import registry
-    from .cards import mirror_card
-    from .evaluation import write_results
     from .hub import bundled_folder, sha256_file
 
     target = bundled_folder(entry)
@@ -287,11 +284,21 @@ def publish(model, entry, run: RunSpec, spec: CampaignSpec, results: dict, ledge
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     _pin_weights(entry, sha)
+    _record(entry, run, spec, results, model, ledger, target)
+    return target
+
+
+def _record(entry, run: RunSpec, spec: CampaignSpec, results: dict, model, ledger: dict, folder: Path) -> None:
+    """What follows an evaluation of the bundled weights: their ``eval_results.json``, the ledger and the card (read
+    from the entry as it now is: a publish has just re-pinned it)."""
+    from . import registry
+    from .cards import mirror_card
+    from .evaluation import write_results
+
     write_results(entry.name, results, eval_command(run, spec), model)
     write_ledger(entry.name, ledger)
     registry._all.cache_clear()
-    (target / "README.md").write_text(mirror_card(registry.get_entry(entry.name)))
-    return target
+    (folder / "README.md").write_text(mirror_card(registry.get_entry(entry.name)))
 
 
 # ---------------------------------------------------------------------------------------------------- one slice
@@ -394,13 +401,11 @@ def rescore(run: RunSpec, spec: CampaignSpec, *, data_dir: str | None = None, lo
     under the sampler the campaign's slices now export. The mirror's ``sampler_config.json``, ``eval_results.json``
     and card follow, the ledger's published cFID (what the next slice must beat) becomes the new one, and a
     ``rescore`` record keeps the change in the history."""
-    from . import registry
-    from .cards import mirror_card
-    from .evaluation import write_results
     from .hub import SAMPLER_CONFIG_NAME, bundled_folder, write_json
+    from .registry import get_entry
     from .training.args import apply_overrides
 
-    entry = registry.get_entry(run.entry)
+    entry = get_entry(run.entry)
     ledger, folder = read_ledger(entry.name), bundled_folder(entry)
     published = ledger.get("published")
     if published is None or not (folder / "model.safetensors").is_file():
@@ -422,10 +427,7 @@ def rescore(run: RunSpec, spec: CampaignSpec, *, data_dir: str | None = None, lo
     ledger["published"] = {**published, "fid": record["fid"], "fid_real_data": record["fid_real_data"],
                            "n": q["n"], "date": date}
     write_json(folder / SAMPLER_CONFIG_NAME, sampler)
-    write_results(entry.name, results, eval_command(run, spec), model)
-    write_ledger(entry.name, ledger)
-    registry._all.cache_clear()
-    (folder / "README.md").write_text(mirror_card(registry.get_entry(entry.name)))
+    _record(entry, run, spec, results, model, ledger, folder)
     log(f"[campaign] {run.name}: the published weights under the new sampler: cFID {published['fid']:.3g} -> "
         f"{record['fid']:.3g} (real data {record['fid_real_data']:.3g}, n={q['n']})")
     return record

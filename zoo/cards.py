@@ -221,7 +221,7 @@ def main(argv: list[str] | None = None) -> int:
     sampler_config.json from the entry (samplers are not sha-pinned: a tuned preset reaches the bundled weights). A
     changed *default* sampler is not written: the published numbers were measured under the bundled one, so the
     weights are re-evaluated first (``zoo campaign rescore``, which writes it)."""
-    from .hub import BUNDLED_MIRROR, SAMPLER_CONFIG_NAME
+    from .hub import BUNDLED_MIRROR, SAMPLER_CONFIG_NAME, json_text
     from .registry import load_entries
     from .schema import read_json
 
@@ -238,8 +238,7 @@ def main(argv: list[str] | None = None) -> int:
         if bundled is not None and bundled["default"] != sampler["default"]:
             unmeasured.append(entry.name)
             continue
-        sampler_text = json.dumps(sampler, indent=2, sort_keys=True) + "\n"  # as hub.save_folder
-        for path, text in ((folder / SAMPLER_CONFIG_NAME, lambda: sampler_text), (folder / "README.md", lambda: mirror_card(entry))):
+        for path, text in ((folder / SAMPLER_CONFIG_NAME, lambda: json_text(sampler)), (folder / "README.md", lambda: mirror_card(entry))):
             text = text()
             if not path.is_file() or path.read_text() != text:
                 stale.append(str(path))

@@ -214,9 +214,14 @@ def write_atomic(path: Path, write) -> None:
         raise
 
 
+def json_text(payload: dict) -> str:
+    """A repo's JSON file (config.json, sampler_config.json) as the zoo writes it: sorted keys."""
+    return json.dumps(payload, indent=2, sort_keys=True) + "\n"
+
+
 def write_json(path: Path, payload: dict) -> None:
-    """A repo's JSON file (config.json, sampler_config.json) as the zoo writes it: sorted keys, atomically."""
-    text = json.dumps(payload, indent=2, sort_keys=True) + "\n"
+    """``json_text`` of ``payload`` into ``path``, atomically."""
+    text = json_text(payload)
     write_atomic(path, lambda p: Path(p).write_text(text))
 
 
