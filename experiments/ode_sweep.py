@@ -10,7 +10,8 @@ For each point (sigma_max, sigma_min, steps, rho) it draws n samples (seed 0) an
 for n real test images. The network was trained on a log-normal sigma (the entry's ``p_mean``, ``p_std``): a
 schedule that starts far above or ends far below that range asks the network where it has hardly been trained.
 ``--churn S_CHURN S_TMIN S_TMAX S_NOISE STEPS`` points run the ``edm_stochastic`` sampler (Heun steps with EDM's
-churn) on the entry's default sigma_max, sigma_min and rho instead. Results go to ``model_cards/<entry>.ode_sweep.json`` after every point (seconds are wall time on this machine, with
+churn) on the entry's default sigma_max, sigma_min and rho instead. Each point names the bundled weights it measured
+(the first 12 hex digits of their sha256: the campaign replaces them). Results go to ``model_cards/<entry>.ode_sweep.json`` after every point (seconds are wall time on this machine, with
 whatever else ran).
 """
 from __future__ import annotations
@@ -58,6 +59,7 @@ def main() -> None:
     out = {"entry": args.entry, "n": args.n, "n_real": len(train), "real_data_ceiling": ceiling, "points": []}
     if (args.point or args.churn) and path.is_file():
         out["points"] = json.loads(path.read_text())["points"]
+    weights = entry.weights.sha256["model.safetensors"][:12]  # which bundled weights a point measured
     default = {k: model.sampler_config["default"][k] for k in ("sigma_max", "sigma_min", "rho")}
     configs = ([{"name": "pf_ode", "sigma_max": a, "sigma_min": b, "steps": int(n), "rho": r}
                 for a, b, n, r in (args.point or ([] if args.churn else GRID))]
@@ -69,7 +71,7 @@ def main() -> None:
         seconds = time.time() - start
         q = sample_quality(x, train, feats, logits)
         q["confident_share"] = confident_share(x, logits)
-        point = {**config, "seconds": round(seconds, 1), **{k: round(v, 4) for k, v in q.items()}}
+        point = {**config, "weights": weights, "seconds": round(seconds, 1), **{k: round(v, 4) for k, v in q.items()}}
         out["points"].append(point)
         print(json.dumps(point), flush=True)
         write_atomic(path, lambda tmp: Path(tmp).write_text(json.dumps(out, indent=1) + "\n"))
