@@ -11,8 +11,9 @@ for n real test images. The network was trained on a log-normal sigma (the entry
 schedule that starts far above or ends far below that range asks the network where it has hardly been trained.
 ``--churn S_CHURN S_TMIN S_TMAX S_NOISE STEPS`` points run the ``edm_stochastic`` sampler (Heun steps with EDM's
 churn) on the entry's default sigma_max, sigma_min and rho instead. Each point names the bundled weights it measured
-(the first 12 hex digits of their sha256: the campaign replaces them). Results go to ``model_cards/<entry>.ode_sweep.json`` after every point (seconds are wall time on this machine, with
-whatever else ran).
+(the first 12 hex digits of their sha256: the campaign replaces them). Results go to
+``model_cards/<entry>.ode_sweep.json`` after every point (seconds are wall time on this machine, with whatever else
+ran).
 """
 from __future__ import annotations
 
