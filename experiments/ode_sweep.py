@@ -9,6 +9,8 @@ For each point (sigma_max, sigma_min, steps, rho) it draws n samples (seed 0) an
 (classifier-FID / KID / IS and the confident-class share, against the same training images), beside the same numbers
 for n real test images. The network was trained on a log-normal sigma (the entry's ``p_mean``, ``p_std``): a
 schedule that starts far above or ends far below that range asks the network where it has hardly been trained.
+``--override JSON`` points run the entry's default sampler with those keys changed (any family: how the
+``denoising-ebm-cifar10`` data-stage table was measured, e.g. ``--override '{"data_sigma_max": 0.7}'``).
 ``--churn S_CHURN S_TMIN S_TMAX S_NOISE STEPS`` points run the ``edm_stochastic`` sampler (Heun steps with EDM's
 churn) on the entry's default sigma_max, sigma_min and rho instead. Each point names the bundled weights it measured
 (the first 12 hex digits of their sha256: the campaign replaces them). Results go to
@@ -47,6 +49,8 @@ def main() -> None:
     p.add_argument("--churn", nargs=5, type=float, action="append",
                    metavar=("S_CHURN", "S_TMIN", "S_TMAX", "S_NOISE", "STEPS"),
                    help="edm_stochastic points on the entry's default sigma range, appended to the results file")
+    p.add_argument("--override", type=json.loads, action="append", metavar="JSON",
+                   help="the default sampler with these keys changed, appended to the results file")
     args = p.parse_args()
     entry = zoo.get_entry(args.entry)
     model = zoo.load(args.entry)
@@ -58,14 +62,15 @@ def main() -> None:
     ceiling["confident_share"] = confident_share(test[:args.n], logits)
     path = CARDS / f"{args.entry}.ode_sweep.json"
     out = {"entry": args.entry, "n": args.n, "n_real": len(train), "real_data_ceiling": ceiling, "points": []}
-    if (args.point or args.churn) and path.is_file():
+    if (args.point or args.churn or args.override) and path.is_file():
         out["points"] = json.loads(path.read_text())["points"]
     weights = entry.weights.sha256["model.safetensors"][:12]  # which bundled weights a point measured
-    default = {k: model.sampler_config["default"][k] for k in ("sigma_max", "sigma_min", "rho")}
+    default = {k: model.sampler_config["default"][k] for k in ("sigma_max", "sigma_min", "rho")} if args.churn else {}
     configs = ([{"name": "pf_ode", "sigma_max": a, "sigma_min": b, "steps": int(n), "rho": r}
-                for a, b, n, r in (args.point or ([] if args.churn else GRID))]
+                for a, b, n, r in (args.point or ([] if args.churn or args.override else GRID))]
                + [{"name": "edm_stochastic", **default, "steps": int(n), "s_churn": c, "s_tmin": lo, "s_tmax": hi,
-                   "s_noise": sn} for c, lo, hi, sn, n in args.churn or []])
+                   "s_noise": sn} for c, lo, hi, sn, n in args.churn or []]
+               + (args.override or []))
     for config in configs:
         start = time.time()
         x = generate(model, args.n, batch_size=64, seed=0, **config)
