@@ -227,6 +227,21 @@ def test_mdsm_is_measured_by_its_own_rules_sigma0_jump_and_sigma0_noised_ood(syn
     assert torch.equal(seen[0], zoo.data.load_tensor(deen, "test", str(synthetic_mnist), limit=8))
 
 
+def test_ood_partners_are_the_other_dataset_at_the_same_shape_cifar10_against_celeba_as_table_4():
+    from zoo.evaluation.ood import OOD, partner_entry
+
+    for name, partner_data in [("denoising-ebm-cifar10", "nielsr/CelebA-faces"), ("ncebm-celeba", "uoft-cs/cifar10"),
+                               ("denoising-ebm-mnist", "zalando-datasets/fashion_mnist"),
+                               ("mdsm-fashion-mnist", "ylecun/mnist")]:
+        entry = zoo.get_entry(name)
+        partner = zoo.get_entry(partner_entry(entry))
+        assert partner.data.hub_id == partner_data and partner.model.input_shape == entry.model.input_shape
+        assert partner.family == entry.family or name == "denoising-ebm-cifar10"  # no Denoising-EBM on CelebA at 32x32
+        assert OOD().applies(entry)
+    assert partner_entry(zoo.get_entry("mdsm-celeba-resnet18")) is None  # no 64x64 CIFAR-10 entry: noise and interp
+    assert not OOD().applies(zoo.get_entry("ebm-2d-gmm-ml")) and not OOD().applies(zoo.get_entry("classifier-mnist"))
+
+
 def test_a_partial_or_foreign_evaluation_never_overwrites_published_results(tmp_path, monkeypatch, capsys):
     from zoo import hub
     from zoo.cards import measured_section
