@@ -82,8 +82,9 @@ def main() -> None:
     if device.type == "cuda":
         variants["bf16+cl+fused"] = dict(tf32=True, channels_last=True, fused=True, bf16=True)
     results = {name: run_variant(entry, batch, args.steps, args.warmup, device, **kw) for name, kw in variants.items()}
-    print(f"\n{args.entry} (width {entry.model.architecture['width']}), batch {batch}, {args.steps} steps, "
-          f"{describe(device)}")
+    n_params = sum(p.numel() for p in EnergyModel(entry.config_json()).net.parameters())
+    print(f"\n{args.entry} ({entry.model.architecture.get('class')}, {n_params / 1e6:.2f}M parameters), batch {batch}, "
+          f"{args.steps} steps, {describe(device)}")
     print("| variant | images/s | steps/s | x naive |\n|---|---|---|---|")
     for variant, ips in results.items():
         print(f"| {variant} | {ips:,.0f} | {ips / batch:.2f} | {ips / results['naive']:.2f} |")
