@@ -418,7 +418,7 @@ def rescore(run: RunSpec, spec: CampaignSpec, *, data_dir: str | None = None, lo
         write_json(Path(tmp) / SAMPLER_CONFIG_NAME, sampler)
         results, model = evaluate_export(Path(tmp), entry, run, dataset_dir(spec, data_dir))
     q = results["quality"]
-    record = {"date": date, "device": "cpu", "start": "rescore", "steps_from": published["steps"],
+    record = {"date": date, "device": str(model.device), "start": "rescore", "steps_from": published["steps"],
               "steps_to": published["steps"], "hours": 0.0, "command": f"zoo campaign rescore {run.name}",
               "note": f"the published weights under the new default sampler (before: cFID {published['fid']:.4g})",
               "fid": round(q["model"]["fid"], 4), "fid_real_data": round(q["real_data_ceiling"]["fid"], 4),
