@@ -204,13 +204,31 @@ def test_geometric_sigmas_run_from_sigma_max_to_sigma_min_at_a_constant_ratio():
 
 
 def test_the_clamp_noises_known_pixels_at_the_sigma_the_step_evaluates_the_energy_at():
-    """Under EDM's churn the heun step evaluates E at sigma_hat = sigma (1 + gamma): the known pixels carry that noise."""
+    """Under EDM's churn the heun step starts from sigma_hat = sigma (1 + gamma), then evaluates E at sigma_next: the
+    energy sees the known pixels at exactly the noise of each evaluation (one eps per step); MDSM's at sqrt(T)."""
     from zoo.sampling.chain import Clamp
+    from zoo.sampling.kernels import Heun
+
     clamp = Clamp(torch.ones(200_000, dtype=torch.bool), torch.zeros(200_000), noise_scale=0.1)
     g = torch.Generator().manual_seed(0)
-    assert math.isclose(clamp.draw(StepParams(0.5, sigma=2.0), g).std().item(), 2.0, rel_tol=0.01)
-    assert math.isclose(clamp.draw(StepParams(0.5, sigma=2.0, churn=0.4), g).std().item(), 2.8, rel_tol=0.01)
-    assert math.isclose(clamp.draw(StepParams(0.5, temperature=4.0), g).std().item(), 0.2, rel_tol=0.01)
+    assert math.isclose(clamp.draw(StepParams(0.5, sigma=2.0), g)[0].std().item(), 2.0, rel_tol=0.01)
+    assert math.isclose(clamp.draw(StepParams(0.5, temperature=4.0), g)[0].std().item(), 0.2, rel_tol=0.01)
+
+    known = torch.rand(4000, 8, generator=g)
+    mask = torch.rand(4000, 8, generator=g) < 0.5
+    clamp, params = Clamp(mask, known, noise_scale=0.1), StepParams(0.5, sigma=2.0, sigma_next=1.0, churn=0.4)
+    seen = []
+
+    def energy(x, sigma):
+        seen.append((x.detach().clone(), sigma.detach().clone()))
+        return x.pow(2).sum(1) / (2 * (1 + sigma**2))
+
+    known_t, eps = clamp.draw(params, g)
+    assert math.isclose((known_t - known)[mask].std().item(), 2.8, rel_tol=0.02)
+    Heun().step(clamp.energy(energy, known_t, eps), clamp.apply(torch.zeros_like(known), known_t), params, g)
+    assert [s[0].item() for _, s in seen] == pytest.approx([2.8, 1.0])  # sigma_hat, then sigma_next
+    for x, sigma in seen:
+        torch.testing.assert_close(x[mask], (known + sigma[0] * eps)[mask])
 
 
 def test_compose_samples_the_product_of_two_gaussians():

@@ -42,8 +42,9 @@ class Sampler(Protocol):
 
 @dataclass
 class Clamp:
-    """Inpainting constraint (MDSM Sec. 4): pixels where ``mask`` is True keep the ``known`` values; at temperature T
-    the energy sees them with noise of std ``noise_scale * sqrt(T)`` and they are never updated."""
+    """Inpainting constraint (MDSM Sec. 4): pixels where ``mask`` is True keep the ``known`` values and are never
+    updated; at temperature T the energy sees them with noise of std ``noise_scale * sqrt(T)``, a noise-conditional
+    energy E(x, sigma) at the sigma it is evaluated at."""
 
     mask: torch.Tensor  # bool, the shape of known
     known: torch.Tensor
@@ -52,20 +53,28 @@ class Clamp:
     def rows(self, sl: slice) -> "Clamp":
         return Clamp(self.mask[sl], self.known[sl], self.noise_scale)
 
-    def draw(self, params: StepParams, generator) -> torch.Tensor:
-        """The known pixels as the energy sees them at this step: for a noise-conditional energy with noise of the
-        std the step evaluates it at (``params.sigma_hat``: σ, raised by a step's churn), else
-        ``noise_scale * sqrt(T)``."""
-        noise = torch.randn(self.known.shape, generator=generator, device=self.known.device, dtype=self.known.dtype)
+    def draw(self, params: StepParams, generator) -> tuple[torch.Tensor, torch.Tensor]:
+        """(the known pixels as the chain's x carries them at this step, the noise eps they were drawn with): for a
+        noise-conditional energy noised at the std the step starts from (``params.sigma_hat``: sigma, raised by a
+        step's churn), else ``noise_scale * sqrt(T)``."""
+        eps = torch.randn(self.known.shape, generator=generator, device=self.known.device, dtype=self.known.dtype)
         std = params.sigma_hat if params.sigma is not None else self.noise_scale * math.sqrt(params.temperature)
-        return self.known + std * noise
+        return self.known + std * eps, eps
 
     def apply(self, x: torch.Tensor, known: torch.Tensor | None = None) -> torch.Tensor:
         return torch.where(self.mask, self.known if known is None else known, x)
 
-    def energy(self, energy_fn: EnergyFn, known: torch.Tensor | None = None) -> EnergyFn:
-        """E(x with the known pixels clamped): a new EnergyFn whose gradient is zero on the known pixels."""
-        return lambda x, *sigma: energy_fn(self.apply(x, known), *sigma)
+    def energy(self, energy_fn: EnergyFn, known: torch.Tensor | None = None, eps: torch.Tensor | None = None) -> EnergyFn:
+        """E(x with the known pixels clamped): a new EnergyFn whose gradient is zero on the known pixels. Called with a
+        sigma (a noise-conditional energy E(x, sigma)) and the step's ``eps``, it sees the known pixels at exactly that
+        noise, known + sigma eps, at every evaluation of a step (a Heun step evaluates at sigma_hat, then at
+        sigma_next); else it sees ``known`` (default: the clean values)."""
+        def clamped(x, *sigma):
+            if sigma and eps is not None:
+                return energy_fn(self.apply(x, self.known + sigma[0].view(-1, *[1] * (x.dim() - 1)) * eps), *sigma)
+            return energy_fn(self.apply(x, known), *sigma)
+
+        return clamped
 
 
 def _check(first_bad: torch.Tensor, n_steps: int, step_size: float, bounds) -> None:
@@ -95,8 +104,8 @@ def _run_one(kernel, energy_fn: EnergyFn, x: torch.Tensor, schedule: Sequence[St
     for t, params in enumerate(schedule):
         fn = _at_sigma(kernel, energy_fn, params)
         if clamp is not None:
-            known_t = clamp.draw(params, generator)
-            x, fn = clamp.apply(x, known_t), clamp.energy(fn, known_t)
+            known_t, eps = clamp.draw(params, generator)
+            x, fn = clamp.apply(x, known_t), clamp.energy(fn, known_t, eps)
         x, stats = kernel.step(fn, x, params, generator)
         if clamp is not None:
             x = clamp.apply(x, known_t)
