@@ -19,6 +19,7 @@ import torch
 
 from ..errors import ConfigError
 from ..sampling import ChainOptions, StepParams, build_kernel, run_chain
+from ..tensors import rows
 from .base import Objective, ObjectiveContext, ObjectiveOutput, contrastive_loss, register_objective
 
 MODES = ("cd", "pcd", "replay")
@@ -65,7 +66,7 @@ class MaximumLikelihoodObjective(Objective):
         idx = torch.randint(0, self.buffer.shape[0], (b,), generator=generator, device=x.device)
         starts = self.buffer[idx]
         fresh = torch.rand(b, generator=generator, device=x.device) < self.reinit
-        starts = torch.where(fresh.view(-1, *[1] * (x.dim() - 1)), self._noise(b, x, generator), starts)
+        starts = torch.where(rows(fresh, x), self._noise(b, x, generator), starts)
         return starts, idx
 
     def negatives(self, net, x: torch.Tensor, generator) -> torch.Tensor:

@@ -13,6 +13,7 @@ import torch
 from tqdm.auto import tqdm
 
 from ..errors import ChainDivergedError
+from ..tensors import randn_like, rows
 from .kernels import EnergyFn, StepParams, per_chain
 
 CHECK_EVERY = 50  # steps between the (host-syncing) divergence checks; the failing step itself is tracked on device
@@ -57,7 +58,7 @@ class Clamp:
         """(the known pixels as the chain's x carries them at this step, the noise eps they were drawn with): for a
         noise-conditional energy noised at the std the step starts from (``params.sigma_hat``: sigma, raised by a
         step's churn), else ``noise_scale * sqrt(T)``."""
-        eps = torch.randn(self.known.shape, generator=generator, device=self.known.device, dtype=self.known.dtype)
+        eps = randn_like(self.known, generator)
         std = params.sigma_hat if params.sigma is not None else self.noise_scale * math.sqrt(params.temperature)
         return self.known + std * eps, eps
 
@@ -71,7 +72,7 @@ class Clamp:
         sigma_next); else it sees ``known`` (default: the clean values)."""
         def clamped(x, *sigma):
             if sigma and eps is not None:
-                return energy_fn(self.apply(x, self.known + sigma[0].view(-1, *[1] * (x.dim() - 1)) * eps), *sigma)
+                return energy_fn(self.apply(x, self.known + rows(sigma[0], x) * eps), *sigma)
             return energy_fn(self.apply(x, known), *sigma)
 
         return clamped
