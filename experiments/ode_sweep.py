@@ -12,8 +12,10 @@ schedule that starts far above or ends far below that range asks the network whe
 ``--override JSON`` points run the entry's default sampler with those keys changed (any family: how the
 ``denoising-ebm-cifar10`` data-stage table was measured, e.g. ``--override '{"data_sigma_max": 0.7}'``).
 ``--churn S_CHURN S_TMIN S_TMAX S_NOISE STEPS`` points run the ``edm_stochastic`` sampler (Heun steps with EDM's
-churn) on the entry's default sigma_max, sigma_min and rho instead. Each point names the bundled weights it measured
-(the first 12 hex digits of their sha256: the campaign replaces them). Results go to
+churn) on the entry's default sigma_max, sigma_min and rho instead. Each point names the weights it measured (the
+first 12 hex digits of their sha256: the campaign replaces them): the bundled ones, or with ``--weights FOLDER`` an
+export that is not published (a campaign slice's ``run/export``: a sampler re-measured on the newer weights before a
+publish decides on them). Results go to
 ``model_cards/<entry>.ode_sweep.json`` after every point (seconds are wall time on this machine, with whatever else
 ran).
 """
@@ -30,7 +32,7 @@ import zoo
 from zoo.data import load_tensor
 from zoo.evaluation.generate import generate
 from zoo.evaluation.quality import ClassifierFeatures, classifier_for, confident_share, real_data_ceiling, sample_quality
-from zoo.hub import write_atomic
+from zoo.hub import sha256_file, write_atomic
 
 CARDS = Path(__file__).resolve().parents[1] / "model_cards"
 # (sigma_max, sigma_min, steps, rho): the default (10, 0.002, 18, 7) first, then one setting changed at a time
@@ -49,11 +51,15 @@ def main() -> None:
     p.add_argument("--churn", nargs=5, type=float, action="append",
                    metavar=("S_CHURN", "S_TMIN", "S_TMAX", "S_NOISE", "STEPS"),
                    help="edm_stochastic points on the entry's default sigma range, appended to the results file")
+    p.add_argument("--weights", type=Path, default=None, metavar="FOLDER",
+                   help="measure this export (config.json + model.safetensors) of the entry instead of its bundled weights")
     p.add_argument("--override", type=json.loads, action="append", metavar="JSON",
                    help="the default sampler with these keys changed, appended to the results file")
     args = p.parse_args()
     entry = zoo.get_entry(args.entry)
-    model = zoo.load(args.entry)
+    model = zoo.load(args.weights if args.weights else args.entry)
+    if model.config.get("entry", args.entry) != args.entry:
+        raise SystemExit(f"--weights {args.weights} holds {model.config['entry']!r}, not {args.entry!r}")
     clf = classifier_for(entry, zoo.EnergyModel)
     feats, logits = ClassifierFeatures(clf, model.data_range), ClassifierFeatures(clf, model.data_range, "logits")
     train = load_tensor(entry, "train", args.data_dir, limit=args.n_real)
@@ -64,7 +70,8 @@ def main() -> None:
     out = {"entry": args.entry, "n": args.n, "n_real": len(train), "real_data_ceiling": ceiling, "points": []}
     if (args.point or args.churn or args.override) and path.is_file():
         out["points"] = json.loads(path.read_text())["points"]
-    weights = entry.weights.sha256["model.safetensors"][:12]  # which bundled weights a point measured
+    weights = (sha256_file(args.weights / "model.safetensors") if args.weights
+               else entry.weights.sha256["model.safetensors"])[:12]  # which weights a point measured
     default = {k: model.sampler_config["default"][k] for k in ("sigma_max", "sigma_min", "rho")} if args.churn else {}
     configs = ([{"name": "pf_ode", "sigma_max": a, "sigma_min": b, "steps": int(n), "rho": r}
                 for a, b, n, r in (args.point or ([] if args.churn or args.override else GRID))]

@@ -51,6 +51,25 @@ def test_inpainting_never_changes_known_pixels(tiny):
     assert torch.isfinite(out).all()
 
 
+def test_inpaint_runs_the_models_inpaint_preset_unless_told_otherwise(tiny):
+    x = torch.rand(2, 1, 8, 8, dtype=torch.float64)
+    mask = torch.zeros(1, 1, 8, 8, dtype=torch.float64)
+    mask[..., :4] = 1
+    default = tiny.inpaint(x, mask, seed=0, progress=False)  # no inpaint preset: the default sampler
+    short = tiny.inpaint(x, mask, seed=0, progress=False, preset="short")
+    assert not torch.equal(default, short)
+    tiny.sampler_config["presets"]["inpaint"] = dict(tiny.sampler_config["presets"]["short"])
+    assert tiny.inpaint_preset() == "inpaint" and tiny.inpaint_preset("short") == "short"
+    torch.testing.assert_close(tiny.inpaint(x, mask, seed=0, progress=False), short, rtol=0, atol=0)
+    # an explicit preset or sampler wins; overrides apply on top of the inpaint preset
+    torch.testing.assert_close(tiny.inpaint(x, mask, seed=0, progress=False, sampler=tiny.sampler()), default,
+                               rtol=0, atol=0)
+    longer = tiny.inpaint(x, mask, seed=0, progress=False, n_anneal=3)
+    torch.testing.assert_close(longer, tiny.inpaint(x, mask, seed=0, progress=False, preset="short", n_anneal=3),
+                               rtol=0, atol=0)
+    assert not torch.equal(longer, short)
+
+
 def test_sample_shape_seed_and_traces(tiny):
     a = tiny.sample(4, seed=3, progress=False)
     b = tiny.sample(4, seed=3, progress=False)

@@ -285,7 +285,8 @@ def build_parser() -> argparse.ArgumentParser:
     model_args(s)
     input_args(s)
     s.add_argument("--mask", default="left", choices=MASK_NAMES, help="the region to fill")
-    s.add_argument("--preset", default=None, help="sampler preset (e.g. fast)")
+    s.add_argument("--preset", default=None,
+                   help="sampler preset (default: the model's `inpaint` preset where it has one, else its default)")
     compile_arg(s)
     s.set_defaults(func=cmd_inpaint)
     s = sub.add_parser("ood", help="OOD detection: AUROC of -E(x), the entry's test images vs other sources",

@@ -98,11 +98,12 @@ class Inpainting(Metric):
         import time
 
         s = ctx.settings
-        ctx.log(f"[eval] inpainting PSNR ({s.n_inpaint} images, preset {s.preset or 'default'})")
+        preset = ctx.model.inpaint_preset(s.preset)
+        ctx.log(f"[eval] inpainting PSNR ({s.n_inpaint} images, preset {preset or 'default'})")
         x = ctx.test[:s.n_inpaint].to(ctx.model.dtype)
         start = time.time()
-        res = inpainting(ctx.model, x, MASKS, s.seed, preset=s.preset)
-        return {"n": s.n_inpaint, "preset": s.preset or "default", "psnr_filled": res,
+        res = inpainting(ctx.model, x, MASKS, s.seed, preset=preset)
+        return {"n": s.n_inpaint, "preset": preset or "default", "psnr_filled": res,
                 "seconds": round(time.time() - start, 1)}
 
     def card(self, result: dict, entry) -> list[str]:
