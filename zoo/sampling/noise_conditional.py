@@ -110,7 +110,7 @@ class ProbabilityFlowODESampler(_NoiseConditionalSampler):
 @dataclass
 class EDMStochasticSampler(ProbabilityFlowODESampler):
     """EDM's stochastic sampler: ``pf_ode``'s Heun steps with churn (module docstring). Defaults: the best of the
-    settings measured on ncebm-mnist (``experiments/ode_sweep.py --churn``, ``model_cards/ncebm-mnist.ode_sweep.json``);
+    settings measured on ncebm-mnist (``experiments/sampler_sweep.py --churn``, ``model_cards/ncebm-mnist.sampler_sweep.json``);
     at 18 steps any s_churn >= 7.5 gives the cap γ = sqrt(2) - 1."""
 
     s_churn: float = 80.0

@@ -1,9 +1,10 @@
-"""Quality against the settings of the probability-flow ODE sampler (Heun on EDM's sigma schedule) of a noise-conditional
-energy: the data behind the ``ncebm-*`` entries' default sampler and presets.
+"""Sample quality against a sampler's settings, on an entry's weights: the data behind the ``ncebm-*`` entries' default
+sampler and presets (the probability-flow ODE, Heun on EDM's sigma schedule, and EDM's stochastic sampler) and the
+Denoising-EBM entries' data stage.
 
-    python experiments/ode_sweep.py --entry ncebm-mnist --data-dir ../shared/datasets [-n 500]
-    python experiments/ode_sweep.py --entry ncebm-mnist --point 80 0.002 18 7 ...   # more points, appended
-    python experiments/ode_sweep.py --entry ncebm-mnist --churn 30 0.01 1 1.007 18 ...  # EDM's stochastic sampler
+    python experiments/sampler_sweep.py --entry ncebm-mnist --data-dir ../shared/datasets [-n 500]
+    python experiments/sampler_sweep.py --entry ncebm-mnist --point 80 0.002 18 7 ...   # more points, appended
+    python experiments/sampler_sweep.py --entry ncebm-mnist --churn 30 0.01 1 1.007 18 ...  # EDM's stochastic sampler
 
 For each point (sigma_max, sigma_min, steps, rho) it draws n samples (seed 0) and scores them as ``zoo eval`` does
 (classifier-FID / KID / IS and the confident-class share, against the same training images), beside the same numbers
@@ -16,7 +17,7 @@ churn) on the entry's default sigma_max, sigma_min and rho instead. Each point n
 first 12 hex digits of their sha256: the campaign replaces them): the bundled ones, or with ``--weights FOLDER`` an
 export that is not published (a campaign slice's ``run/export``: a sampler re-measured on the newer weights before a
 publish decides on them). Results go to
-``model_cards/<entry>.ode_sweep.json`` after every point (seconds are wall time on this machine, with whatever else
+``model_cards/<entry>.sampler_sweep.json`` after every point (seconds are wall time on this machine, with whatever else
 ran).
 """
 from __future__ import annotations
@@ -66,7 +67,7 @@ def main() -> None:
     test = load_tensor(entry, "test", args.data_dir)
     ceiling = real_data_ceiling(test, train, args.n, feats, logits, torch.Generator().manual_seed(0))
     ceiling["confident_share"] = confident_share(test[:args.n], logits)
-    path = CARDS / f"{args.entry}.ode_sweep.json"
+    path = CARDS / f"{args.entry}.sampler_sweep.json"
     out = {"entry": args.entry, "n": args.n, "n_real": len(train), "real_data_ceiling": ceiling, "points": []}
     if (args.point or args.churn or args.override) and path.is_file():
         out["points"] = json.loads(path.read_text())["points"]
