@@ -424,3 +424,28 @@ def test_a_new_default_sampler_rescores_the_published_weights_and_sets_what_the_
     assert round(measured, 4) == record["fid"]
     assert "| cpu | rescore | 1 -> 1 |" in (folder / "README.md").read_text()
     assert results.totals(ledger)["steps"] == 1
+
+
+def test_a_publish_carries_the_presets_the_entry_gained_during_the_slice_but_not_an_unmeasured_default(sandbox):
+    spec, paths = sandbox
+    (run,) = spec.runs
+    first = campaign.run_slice(run, spec, 0)
+    export = paths["state"] / "tiny" / "run" / "export"
+    folder = paths["mirror"] / "ebm-zoo" / "ncebm-mnist"
+    entry = zoo.registry.get_entry("ncebm-mnist")
+
+    def publish_again(overrides):  # the export of the slice, settled after the entry changed
+        run.overrides = overrides
+        ledger = results.read_ledger("ncebm-mnist")
+        ledger["published"]["fid"] = math.inf
+        campaign.write_ledger("ncebm-mnist", ledger)
+        record = {"device": "cpu", "start": "resume", "steps_from": 1, "steps_to": 1, "hours": 0.01, "command": "c"}
+        assert campaign.settle(run, spec, entry, export, record, str(paths["data"]))["published"]
+        return json.loads((folder / "sampler_config.json").read_text())
+
+    evaluated = json.loads((export / "sampler_config.json").read_text())
+    assert "ode7" not in evaluated["presets"] and first["published"]
+    gained = publish_again(TINY + ["recipe.max_steps=6", "sampler.presets.ode7={name: pf_ode, steps: 7}"])
+    assert gained["presets"]["ode7"] == {"name": "pf_ode", "steps": 7} and gained["default"] == evaluated["default"]
+    changed = publish_again(TINY + ["recipe.max_steps=6", "sampler.default={name: pf_ode, steps: 2}"])
+    assert changed == evaluated  # the cFID was measured under the exported default: that is what is published

@@ -271,6 +271,7 @@ def publish(model, entry, run: RunSpec, spec: CampaignSpec, results: dict, ledge
     staging.chmod(0o755)  # a published folder, not a private temp one
     try:
         model.save_pretrained(staging, dtype=torch.float16)
+        _sampler_as_the_entry_now_reads(run, staging)
         if (target / "assets").is_dir():  # the card's images (zoo.cards) stay with the card
             shutil.copytree(target / "assets", staging / "assets")
         check_budget(spec, {target / n: (staging / n).stat().st_size for n in ("model.safetensors", "config.json")})
@@ -286,6 +287,21 @@ def publish(model, entry, run: RunSpec, spec: CampaignSpec, results: dict, ledge
     _pin_weights(entry, sha)
     _record(entry, run, spec, results, model, ledger, target)
     return target
+
+
+def _sampler_as_the_entry_now_reads(run: RunSpec, folder: Path) -> None:
+    """The export's ``sampler_config.json`` is the entry's as the slice started; presets edited in the entry since
+    (e.g. a new ``inpaint`` preset) reach the publish. A default changed since is not written: the slice's cFID was
+    measured under the exported one (``zoo campaign rescore`` measures and writes the new default)."""
+    from . import registry
+    from .hub import SAMPLER_CONFIG_NAME, write_json
+    from .schema import read_json
+    from .training.args import apply_overrides
+
+    registry._all.cache_clear()
+    now = apply_overrides(registry.get_entry(run.entry), run.overrides).sampler_config_json()
+    if now["default"] == read_json(folder / SAMPLER_CONFIG_NAME)["default"]:
+        write_json(folder / SAMPLER_CONFIG_NAME, now)
 
 
 def _record(entry, run: RunSpec, spec: CampaignSpec, results: dict, model, ledger: dict, folder: Path) -> None:
