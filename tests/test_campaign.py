@@ -166,6 +166,16 @@ def test_the_deadline_is_kept_with_the_export_and_eval_done(sandbox):
     assert (paths["state"] / "tiny" / "run" / "export" / "model.safetensors").is_file()
 
 
+
+def test_after_its_first_slice_a_run_starts_no_slice_too_short_to_be_worth_its_evaluation(sandbox, monkeypatch):
+    spec, paths = sandbox
+    spec.runs = [campaign.build(campaign.RunSpec, tiny_run(10**6, slice_minutes=0.05), "test")]  # 3-second slices
+    messages = []
+    assert len(campaign.run_campaign(spec, 25, log=messages.append)) == 1
+    assert any("too short for another slice" in m for m in messages)
+    monkeypatch.setattr(campaign, "MIN_LATER_SLICE_S", 1)
+    assert len(campaign.run_campaign(spec, 25, log=messages.append)) >= 2
+
 def test_a_failing_run_is_skipped_and_the_others_go_on(sandbox):
     spec, paths = sandbox
     broken = campaign.build(campaign.RunSpec, tiny_run(name="broken", entry="ncebm-fashion-mnist",

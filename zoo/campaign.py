@@ -42,6 +42,9 @@ CAMPAIGN_FILE = REPO_ROOT / "campaign.yaml"
 # What one transfer from a GPU machine may bring back (the device tool's limits).
 TRANSFER_MAX_FILES, TRANSFER_MAX_BYTES = 8, 16 << 20
 MIN_SLICE_S = 10  # no slice is started with less training time than this before the deadline
+# nor a slice after the first of a `run` with less than this: a few minutes of training would cost a whole
+# evaluation and send the run to the back of the round robin (a short --until, e.g. a GPU call, still gets one)
+MIN_LATER_SLICE_S = 600
 
 
 class BudgetError(ZooError):
@@ -474,16 +477,26 @@ def run_campaign(spec: CampaignSpec, until_s: float, *, device: str = "cpu", onl
     if unknown:
         raise ConfigError(f"--only {unknown}: not runs of the campaign ({[r.name for r in spec.runs]})")
     records, stalled = [], set()
+
+    def time_for_a_slice() -> float:
+        """Seconds of training the next slice gets, 0 if too few are left for one."""
+        left = deadline - time.time() - spec.eval_reserve_minutes * 60
+        if left >= (MIN_LATER_SLICE_S if records else MIN_SLICE_S):
+            return left
+        if records and left >= MIN_SLICE_S:
+            log(f"[campaign] {left / 60:.1f} min left: too short for another slice (at least "
+                f"{MIN_LATER_SLICE_S / 60:.0f} min after a command's first); stopping")
+        return 0
+
     while True:
         pending = slice_order([r for r in runs if totals(read_ledger(r.entry))["steps"] < r.target_steps
                                and r.name not in stalled])
-        left = deadline - time.time() - spec.eval_reserve_minutes * 60
-        if not pending or left < MIN_SLICE_S:
+        if not pending:
             break
         for run in pending:
-            left = deadline - time.time() - spec.eval_reserve_minutes * 60
-            if left < MIN_SLICE_S:
-                break
+            left = time_for_a_slice()
+            if not left:
+                return records
             try:
                 record = run_slice(run, spec, min(run.slice_minutes * 60, left), device=device, data_dir=data_dir,
                                    log=log)
