@@ -294,17 +294,16 @@ def publish(model, entry, run: RunSpec, spec: CampaignSpec, results: dict, ledge
 
 def _sampler_as_the_entry_now_reads(run: RunSpec, folder: Path) -> None:
     """The export's ``sampler_config.json`` is the entry's as the slice started; presets edited in the entry since
-    (e.g. a new ``inpaint`` preset) reach the publish. A default changed since is not written: the slice's cFID was
-    measured under the exported one (``zoo campaign rescore`` measures and writes the new default)."""
+    (e.g. a new ``inpaint`` preset) reach the publish, a changed default does not (``zoo.cards.sampler_to_write``)."""
     from . import registry
+    from .cards import sampler_to_write
     from .hub import SAMPLER_CONFIG_NAME, write_json
-    from .schema import read_json
     from .training.args import apply_overrides
 
     registry._all.cache_clear()
-    now = apply_overrides(registry.get_entry(run.entry), run.overrides).sampler_config_json()
-    if now["default"] == read_json(folder / SAMPLER_CONFIG_NAME)["default"]:
-        write_json(folder / SAMPLER_CONFIG_NAME, now)
+    sampler = sampler_to_write(apply_overrides(registry.get_entry(run.entry), run.overrides).sampler_config_json(), folder)
+    if sampler is not None:
+        write_json(folder / SAMPLER_CONFIG_NAME, sampler)
 
 
 def _record(entry, run: RunSpec, spec: CampaignSpec, results: dict, model, ledger: dict, folder: Path) -> None:

@@ -216,6 +216,17 @@ def mirror_card(entry) -> str:
     return card
 
 
+def sampler_to_write(sampler: dict, folder: Path) -> dict | None:
+    """An entry's ``sampler_config.json`` as it may be written beside the weights in ``folder``: the presets follow the
+    entry, but a default other than the one already there is not written (None): the weights' numbers were measured
+    under that one, so ``zoo campaign rescore`` re-evaluates them and writes the new default."""
+    from .hub import SAMPLER_CONFIG_NAME
+    from .schema import read_json
+
+    bundled = folder / SAMPLER_CONFIG_NAME
+    return sampler if not bundled.is_file() or read_json(bundled)["default"] == sampler["default"] else None
+
+
 def main(argv: list[str] | None = None) -> int:
     """python -m zoo.cards [--check]: (re)write the README.md of every bundled weights folder from one writer, and its
     sampler_config.json from the entry (samplers are not sha-pinned: a tuned preset reaches the bundled weights). A
@@ -223,7 +234,6 @@ def main(argv: list[str] | None = None) -> int:
     weights are re-evaluated first (``zoo campaign rescore``, which writes it)."""
     from .hub import BUNDLED_MIRROR, SAMPLER_CONFIG_NAME, json_text
     from .registry import load_entries
-    from .schema import read_json
 
     p = argparse.ArgumentParser(description=main.__doc__)
     p.add_argument("--check", action="store_true", help="only report cards that differ; exit 1 if any")
@@ -233,9 +243,8 @@ def main(argv: list[str] | None = None) -> int:
         if entry.weights is None or not (BUNDLED_MIRROR / entry.weights.repo_id).is_dir():
             continue
         folder = BUNDLED_MIRROR / entry.weights.repo_id
-        sampler = entry.sampler_config_json()
-        bundled = read_json(folder / SAMPLER_CONFIG_NAME) if (folder / SAMPLER_CONFIG_NAME).is_file() else None
-        if bundled is not None and bundled["default"] != sampler["default"]:
+        sampler = sampler_to_write(entry.sampler_config_json(), folder)
+        if sampler is None:
             unmeasured.append(entry.name)
             continue
         for path, text in ((folder / SAMPLER_CONFIG_NAME, lambda: json_text(sampler)), (folder / "README.md", lambda: mirror_card(entry))):
